@@ -1,0 +1,223 @@
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from torch.nn import functional as F
+
+from sb3_dueling.policies import (
+    DuelingCnnPolicy,
+    DuelingDQNPolicy,
+    DuelingMlpPolicy,
+    DuelingMultiInputPolicy,
+    DuelingNatureCnnPolicy,
+    DuelingQNetwork,
+    aggregate,
+)
+
+SelfDuelingDQN = TypeVar("SelfDuelingDQN", bound="DuelingDQN")
+
+
+class DuelingDQN(DQN):
+    """
+    Dueling Deep Q-Network (Dueling DQN), trained with the Double DQN target
+
+    Paper: https://arxiv.org/abs/1511.06581 (Wang et al. 2016)
+    Double DQN: https://arxiv.org/abs/1509.06461 (van Hasselt et al. 2016)
+    Everything but the network and the target is SB3's ``DQN``; the default hyperparameters are
+    the same as DQN's.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, DuelingNatureCnnPolicy...);
+        every alias names a dueling policy
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function
+        of the current progress remaining (from 1 to 0)
+    :param buffer_size: size of the replay buffer
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+    :param batch_size: Minibatch size for each gradient update
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1) default 1 for hard update
+    :param gamma: the discount factor
+    :param train_freq: Update the model every ``train_freq`` steps. Alternatively pass a tuple of frequency and unit
+        like ``(5, "step")`` or ``(2, "episode")``.
+    :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
+        Set to ``-1`` means to do as many gradient steps as steps done in the environment
+        during the rollout.
+    :param replay_buffer_class: Replay buffer class to use (for instance ``HerReplayBuffer``).
+        If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+        at a cost of more complexity.
+    :param n_steps: When n_step > 1, uses n-step return (with the NStepReplayBuffer) when updating the Q-value network.
+    :param target_update_interval: update the target network every ``target_update_interval``
+        environment steps.
+    :param exploration_fraction: fraction of entire training period over which the exploration rate is reduced
+    :param exploration_initial_eps: initial value of random action probability
+    :param exploration_final_eps: final value of random action probability
+    :param max_grad_norm: The maximum value for the gradient clipping (10 in the paper)
+    :param double_q: Use the Double DQN target, as the paper does: the online network picks the
+        next action, the target network values it. ``False`` gives DQN's max target.
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+        (``net_arch``, ``aggregation``, ``shared_gradient_scale``, ...)
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": DuelingMlpPolicy,
+        "CnnPolicy": DuelingCnnPolicy,
+        "MultiInputPolicy": DuelingMultiInputPolicy,
+        "DuelingMlpPolicy": DuelingMlpPolicy,
+        "DuelingCnnPolicy": DuelingCnnPolicy,
+        "DuelingMultiInputPolicy": DuelingMultiInputPolicy,
+        "DuelingNatureCnnPolicy": DuelingNatureCnnPolicy,
+    }
+    q_net: DuelingQNetwork
+    q_net_target: DuelingQNetwork
+    policy: DuelingDQNPolicy
+
+    def __init__(
+        self,
+        policy: str | type[DuelingDQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-4,
+        buffer_size: int = 1_000_000,  # 1e6
+        learning_starts: int = 100,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 10000,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.05,
+        max_grad_norm: float = 10,
+        double_q: bool = True,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if not isinstance(double_q, bool):
+            raise TypeError(f"double_q must be a bool, got {double_q!r}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.double_q = double_q
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, DuelingDQNPolicy)):
+            raise TypeError(
+                f"DuelingDQN needs a dueling policy (a subclass of DuelingDQNPolicy, or one of "
+                f"{sorted(self.policy_aliases)}), got policy={self.policy_class!r}"
+            )
+        super()._setup_model()
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update learning rate according to schedule
+        self._update_learning_rate(self.policy.optimizer)
+
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                next_q_values = self.q_net_target(replay_data.next_observations)
+                if self.double_q:
+                    # Double DQN: the online network picks the next action, the target network values it.
+                    # Its greedy action is the argmax of its advantage stream (see DuelingQNetwork._predict).
+                    next_actions = self.q_net.advantage(replay_data.next_observations).argmax(dim=1, keepdim=True)
+                    next_q_values = next_q_values.gather(1, next_actions)
+                else:
+                    next_q_values = next_q_values.amax(dim=1, keepdim=True)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            value, advantage = self.q_net.value_and_advantage(replay_data.observations)
+            current_q_values = aggregate(value, advantage, self.q_net.aggregation)
+            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
+
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            # Kept on the device: one synchronisation per train() call, not one per gradient step
+            losses.append(loss.detach())
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            # Only the online network has gradients: the target network's parameters need no visit
+            th.nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", th.stack(losses).mean().item())
+        # Dueling diagnostics, on the last batch only (cheap): how good the states are, and how much
+        # the choice of action matters in them.
+        advantage = advantage.detach()
+        self.logger.record("train/value_mean", value.detach().mean().item())
+        self.logger.record("train/advantage_range", (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item())
+
+    def learn(
+        self: SelfDuelingDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DuelingDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDuelingDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
