@@ -1,7 +1,9 @@
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -116,6 +118,13 @@ class DuelingDQN(DQN):
     ) -> None:
         if not isinstance(double_q, bool):
             raise TypeError(f"double_q must be a bool, got {double_q!r}")
+        if env is not None:
+            env = maybe_make_env(env, verbose)
+            if not isinstance(env.action_space, spaces.Discrete):
+                raise ValueError(
+                    f"DuelingDQN needs a Discrete action space (one Q-value per action), "
+                    f"got env.action_space={env.action_space}"
+                )
         super().__init__(
             policy,
             env,

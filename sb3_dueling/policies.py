@@ -2,6 +2,7 @@
 Dueling Q-networks (Wang et al. 2016, https://arxiv.org/abs/1511.06581) as SB3 DQN policies.
 """
 
+import inspect
 import math
 from numbers import Integral
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -104,6 +105,24 @@ def check_dueling_options(aggregation: str, shared_gradient_scale: float) -> Non
         raise ValueError(f"shared_gradient_scale must be a positive, finite float, got {shared_gradient_scale!r}")
 
 
+def with_fused_optimizer(
+    optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any] | None
+) -> dict[str, Any]:
+    """
+    Ask for PyTorch's fused implementation of the optimizer (Adam, AdamW, SGD...) unless the
+    user chose an implementation: the same update in one kernel instead of several per
+    parameter tensor, which is most of the optimizer's cost for the small networks of DQN.
+
+    :param optimizer_class: The optimizer class
+    :param optimizer_kwargs: The user's keyword arguments for it
+    :return: The keyword arguments to use
+    """
+    optimizer_kwargs = dict(optimizer_kwargs or {})
+    if "fused" in inspect.signature(optimizer_class).parameters and "foreach" not in optimizer_kwargs:
+        optimizer_kwargs.setdefault("fused", True)
+    return optimizer_kwargs
+
+
 class DuelingQNetwork(QNetwork):
     """
     Dueling Q-network: features extractor -> shared hidden layers -> a value stream V(s)
@@ -144,6 +163,8 @@ class DuelingQNetwork(QNetwork):
             features_extractor=features_extractor,
             normalize_images=normalize_images,
         )
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(f"action_space must be a gymnasium.spaces.Discrete, got {action_space}")
         if net_arch is None:
             net_arch = [64, 64]
         layers = parse_net_arch(net_arch)
@@ -229,7 +250,8 @@ class DuelingDQNPolicy(DQNPolicy):
     :param optimizer_class: The optimizer to use,
         ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments,
-        excluding the learning rate, to pass to the optimizer
+        excluding the learning rate, to pass to the optimizer. Unless they set ``fused`` or
+        ``foreach``, the optimizer runs fused (``fused=True``) where PyTorch offers it.
     :param aggregation: ``"mean"`` (eq. 9 of the paper, default) or ``"max"`` (eq. 8)
     :param shared_gradient_scale: Factor applied to the gradient that enters the shared layers
         from the two streams (the paper uses ``1/sqrt(2)``, :data:`PAPER_GRADIENT_SCALE`;
@@ -278,7 +300,7 @@ class DuelingDQNPolicy(DQNPolicy):
             features_extractor_kwargs,
             normalize_images,
             optimizer_class,
-            optimizer_kwargs,
+            with_fused_optimizer(optimizer_class, optimizer_kwargs),
         )
 
     def make_q_net(self) -> DuelingQNetwork:

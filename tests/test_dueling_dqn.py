@@ -1,0 +1,184 @@
+"""DuelingDQN: the target, the diagnostics, and SB3's features with the dueling policy."""
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer, ReplayBufferSamples
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+
+from sb3_dueling import DuelingDQN
+
+SMALL = dict(learning_starts=50, buffer_size=500, batch_size=16, train_freq=4, target_update_interval=50)
+
+GAMMA = 0.9
+N_ACTIONS = 3
+
+
+def numpy_q(weights: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
+    """Q = V + A - mean(A), by hand, for a network with no hidden layer."""
+    value = obs @ weights["value_net.0.weight"].T + weights["value_net.0.bias"]
+    advantage = obs @ weights["advantage_net.0.weight"].T + weights["advantage_net.0.bias"]
+    return value + advantage - advantage.mean(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def fixed_batch_model(monkeypatch):
+    """A model with no hidden layer, different online and target weights, and a fixed batch."""
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", gamma=GAMMA, policy_kwargs=dict(net_arch=[]), seed=1, learning_starts=0)
+    model.set_logger(configure(None, []))
+    generator = th.Generator().manual_seed(3)
+    with th.no_grad():
+        for p in model.q_net_target.parameters():
+            p.copy_(th.randn(p.shape, generator=generator))
+    batch = ReplayBufferSamples(
+        observations=th.randn(6, 4, generator=generator),
+        actions=th.tensor([[0], [1], [1], [0], [1], [0]]),
+        next_observations=th.randn(6, 4, generator=generator),
+        dones=th.tensor([[0.0], [0.0], [1.0], [0.0], [0.0], [1.0]]),
+        rewards=th.tensor([[1.0], [-0.5], [2.0], [0.0], [0.3], [1.0]]),
+    )
+    monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, **kwargs: batch)
+    return model, batch
+
+
+def expected_loss(model: DuelingDQN, batch: ReplayBufferSamples, double_q: bool) -> float:
+    online = {k: v.numpy() for k, v in model.q_net.state_dict().items()}
+    target = {k: v.numpy() for k, v in model.q_net_target.state_dict().items()}
+    obs, next_obs = batch.observations.numpy(), batch.next_observations.numpy()
+    rows = np.arange(len(obs))
+    next_q_target = numpy_q(target, next_obs)
+    if double_q:
+        next_actions = numpy_q(online, next_obs).argmax(axis=1)  # online net picks
+        next_values = next_q_target[rows, next_actions]  # target net values
+    else:
+        next_values = next_q_target.max(axis=1)
+    td_target = batch.rewards.numpy()[:, 0] + (1 - batch.dones.numpy()[:, 0]) * GAMMA * next_values
+    current = numpy_q(online, obs)[rows, batch.actions.numpy()[:, 0]]
+    error = np.abs(current - td_target)
+    return float(np.mean(np.where(error < 1, 0.5 * error**2, error - 0.5)))
+
+
+@pytest.mark.parametrize("double_q", [True, False])
+def test_target_matches_hand_computation(fixed_batch_model, double_q):
+    model, batch = fixed_batch_model
+    model.double_q = double_q
+    double_loss, max_loss = expected_loss(model, batch, True), expected_loss(model, batch, False)
+    assert abs(double_loss - max_loss) > 1e-3, "the fixed batch must tell the two targets apart"
+    model.train(gradient_steps=1, batch_size=6)
+    logged = model.logger.name_to_value["train/loss"]
+    assert logged == pytest.approx(double_loss if double_q else max_loss, rel=1e-5)
+
+
+def test_double_q_online_pass_builds_no_graph(fixed_batch_model, monkeypatch):
+    model, _ = fixed_batch_model
+    grad_enabled = []
+    advantage = model.q_net.advantage
+
+    def spy(obs):
+        grad_enabled.append(th.is_grad_enabled())
+        return advantage(obs)
+
+    monkeypatch.setattr(model.q_net, "advantage", spy)
+    model.train(gradient_steps=2, batch_size=6)
+    assert grad_enabled == [False, False]
+
+
+def test_train_logs_dueling_diagnostics(fixed_batch_model):
+    model, batch = fixed_batch_model
+    with th.no_grad():
+        value, advantage = model.q_net.value_and_advantage(batch.observations)
+    model.train(gradient_steps=1, batch_size=6)
+    logged = model.logger.name_to_value
+    assert logged["train/value_mean"] == pytest.approx(value.mean().item(), rel=1e-5)
+    spread = (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item()
+    assert logged["train/advantage_range"] == pytest.approx(spread, rel=1e-5)
+    assert logged["train/n_updates"] == 1
+
+
+def test_train_updates_only_the_online_network(fixed_batch_model):
+    model, _ = fixed_batch_model
+    online = [p.clone() for p in model.q_net.parameters()]
+    target = [p.clone() for p in model.q_net_target.parameters()]
+    model.train(gradient_steps=3, batch_size=6)
+    assert all(not th.equal(before, p) for before, p in zip(online, model.q_net.parameters()))
+    assert all(th.equal(before, p) for before, p in zip(target, model.q_net_target.parameters()))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(double_q=False),
+        dict(n_steps=3),
+        dict(optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False)),
+        dict(replay_buffer_class=ReplayBuffer),
+        dict(tau=0.5, target_update_interval=1),
+        dict(train_freq=(1, "episode"), gradient_steps=-1),
+        dict(policy_kwargs=dict(aggregation="max", net_arch=dict(shared=[16], value=[8], advantage=[8]))),
+        dict(policy_kwargs=dict(shared_gradient_scale=0.5)),
+    ],
+)
+def test_run_options(kwargs):
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL, **kwargs})
+    model.learn(200)
+    assert model.num_timesteps >= 200  # an episode-based train_freq finishes the episode
+    assert model._n_updates > 0
+
+
+def test_exploration_schedule_and_target_updates_are_sb3s():
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=0, exploration_fraction=0.5, **SMALL)
+    model.learn(200)
+    assert model.exploration_rate == pytest.approx(model.exploration_schedule(model._current_progress_remaining))
+    assert model._n_calls == 200
+
+
+def test_several_envs_callbacks_tensorboard_progress_bar(tmp_path):
+    env = make_vec_env("CartPole-v1", n_envs=4, seed=0)
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=1)
+    callbacks = [
+        EvalCallback(eval_env, eval_freq=50, n_eval_episodes=2, log_path=str(tmp_path / "eval")),
+        CheckpointCallback(save_freq=50, save_path=str(tmp_path / "ckpt"), name_prefix="duel"),
+    ]
+    model = DuelingDQN("MlpPolicy", env, seed=0, tensorboard_log=str(tmp_path / "tb"), **SMALL)
+    model.learn(400, callback=callbacks, progress_bar=True)
+    assert model.num_timesteps == 400
+    assert (tmp_path / "eval" / "evaluations.npz").exists()
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir())[0].startswith("duel_")
+    assert list((tmp_path / "tb").glob("DuelingDQN_1/events.out.tfevents.*"))
+
+
+def test_cnn_observations():
+    env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=1)
+    for policy in ("CnnPolicy", "DuelingNatureCnnPolicy"):
+        model = DuelingDQN(policy, env, seed=0, **{**SMALL, "buffer_size": 200})
+        model.learn(100)
+        action, _ = model.predict(env.observation_space.sample(), deterministic=True)
+        assert env.action_space.contains(int(action))
+
+
+def test_dict_observations():
+    env = SimpleMultiObsEnv(random_start=False)
+    model = DuelingDQN("MultiInputPolicy", env, seed=0, **SMALL)
+    model.learn(150)
+    mean_reward, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=2)
+    assert np.isfinite(mean_reward)
+
+
+def test_evaluate_policy_and_stock_dqn_with_dueling_policy():
+    model = DQN("DuelingMlpPolicy", "CartPole-v1", seed=0, **SMALL)
+    model.learn(200)
+    mean_reward, std_reward = evaluate_policy(model, model.get_env(), n_eval_episodes=3)
+    assert mean_reward > 0 and std_reward >= 0
+
+
+def test_to_device():
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
+    device = "cuda" if th.cuda.is_available() else "cpu"
+    model.policy.to(device)
+    assert all(p.device.type == device for p in model.policy.parameters())
+    model.learn(100)
