@@ -72,9 +72,7 @@ def parse_net_arch(net_arch: NetArch) -> DuelingNetArch:
     if isinstance(net_arch, dict):
         unknown = sorted(set(net_arch) - set(DuelingNetArch._fields))
         if unknown:
-            raise ValueError(
-                f"net_arch has unknown key(s) {unknown}; allowed keys are {list(DuelingNetArch._fields)}"
-            )
+            raise ValueError(f"net_arch has unknown key(s) {unknown}; allowed keys are {list(DuelingNetArch._fields)}")
         layers = {key: net_arch.get(key, []) for key in DuelingNetArch._fields}
     elif isinstance(net_arch, (list, tuple)):
         layers = {"shared": net_arch, "value": [], "advantage": []}
@@ -105,9 +103,7 @@ def check_dueling_options(aggregation: str, shared_gradient_scale: float) -> Non
         raise ValueError(f"shared_gradient_scale must be a positive, finite float, got {shared_gradient_scale!r}")
 
 
-def with_fused_optimizer(
-    optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any] | None
-) -> dict[str, Any]:
+def with_fused_optimizer(optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """
     Ask for PyTorch's fused implementation of the optimizer (Adam, AdamW, SGD...) unless the
     user chose an implementation: the same update in one kernel instead of several per
@@ -170,7 +166,7 @@ class DuelingQNetwork(QNetwork):
         layers = parse_net_arch(net_arch)
         check_dueling_options(aggregation, shared_gradient_scale)
 
-        self.net_arch = net_arch
+        self.net_arch = net_arch  # type: ignore[assignment]  # a dict too, unlike QNetwork's
         self.activation_fn = activation_fn
         self.features_dim = features_dim
         self.aggregation = aggregation
@@ -306,9 +302,9 @@ class DuelingDQNPolicy(DQNPolicy):
     def make_q_net(self) -> DuelingQNetwork:
         # Make sure we always have separate networks for features extractors etc
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return DuelingQNetwork(
-            **net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale
-        ).to(self.device)
+        return DuelingQNetwork(**net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale).to(
+            self.device
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -338,7 +334,7 @@ class DuelingNatureCnnPolicy(DuelingDQNPolicy):
     """
 
     default_features_extractor_class = NatureConvExtractor
-    default_net_arch = {"value": [512], "advantage": [512]}
+    default_net_arch: ClassVar[NetArch | None] = {"value": [512], "advantage": [512]}
     default_shared_gradient_scale = PAPER_GRADIENT_SCALE
 
 

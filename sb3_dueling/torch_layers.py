@@ -1,10 +1,11 @@
 """Building blocks of the dueling network that SB3 does not have."""
 
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import NatureCNN
+from torch import nn
 
 
 class NatureConvExtractor(NatureCNN):
@@ -24,7 +25,7 @@ class NatureConvExtractor(NatureCNN):
         # NatureCNN checks the space and builds the convolutions; its final linear layer
         # (built here with a single unit, to stay small) is not part of the shared trunk.
         super().__init__(observation_space, features_dim=1, normalized_image=normalized_image)
-        self._features_dim = self.linear[0].in_features
+        self._features_dim = cast(nn.Linear, self.linear[0]).in_features
         del self.linear
 
     def forward(self, observations: th.Tensor) -> th.Tensor:

@@ -42,7 +42,7 @@ def test_continuous_action_space_is_refused():
 
 def test_network_refuses_continuous_action_space():
     obs_space = spaces.Box(-1, 1, (3,), np.float32)
-    with pytest.raises(TypeError, match="action_space must be a gymnasium.spaces.Discrete"):
+    with pytest.raises(TypeError, match=r"action_space must be a gymnasium\.spaces\.Discrete"):
         DuelingQNetwork(obs_space, spaces.Box(-1, 1, (2,), np.float32), FlattenExtractor(obs_space), 3)
 
 

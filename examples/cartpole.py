@@ -1,0 +1,67 @@
+"""
+Train Dueling DQN on CartPole-v1, evaluate it, save it, load it back and evaluate again.
+
+    python examples/cartpole.py [--seed 0] [--timesteps 50000] [--output dueling_dqn_cartpole]
+
+The hyperparameters are the RL Zoo's tuned DQN settings for CartPole-v1; DuelingDQN adds the
+dueling network (mean aggregation) and the Double DQN target.
+"""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from sb3_dueling import DuelingDQN
+
+HYPERPARAMS: dict[str, Any] = dict(
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
+
+
+def unused_path(path: Path) -> Path:
+    """``path``, or ``path`` with a numbered suffix if it exists: an earlier model is never overwritten."""
+    path = path.with_suffix(".zip")
+    candidate, number = path, 1
+    while candidate.exists():
+        candidate = path.with_stem(f"{path.stem}_{number}")
+        number += 1
+    return candidate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timesteps", type=int, default=50_000)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=Path("logs/dueling_dqn_cartpole.zip"), help="where to save the model")
+    args = parser.parse_args()
+    output = unused_path(args.output)
+
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=args.seed, verbose=0, **HYPERPARAMS)
+    model.learn(total_timesteps=args.timesteps, progress_bar=True)
+
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=args.seed + 1000)
+    mean_reward, std_reward = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes)
+    print(f"after training: mean return {mean_reward:.1f} +/- {std_reward:.1f} over {args.eval_episodes} episodes")
+
+    model.save(output)
+    loaded = DuelingDQN.load(output, device="cpu")
+    mean_reward, std_reward = evaluate_policy(loaded, eval_env, n_eval_episodes=args.eval_episodes)
+    print(f"saved to {output}, reloaded: mean return {mean_reward:.1f} +/- {std_reward:.1f}")
+
+
+if __name__ == "__main__":
+    main()
