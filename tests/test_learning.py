@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch as th
 from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -17,7 +16,6 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 @pytest.mark.parametrize("double_q", [True, False])
 def test_learns_identity(double_q):
     # Reward 1 when the action repeats the observed state: a greedy policy must find it for all 4 states.
-    th.set_num_threads(1)  # deterministic and fast for such a small network
     env = IdentityEnv(dim=4, ep_length=10)
     model = DuelingDQN(
         "MlpPolicy",
