@@ -182,3 +182,25 @@ def test_optimizer_runs_fused_unless_the_user_chooses():
     chosen = DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100, policy_kwargs=dict(optimizer_kwargs=dict(foreach=True)))
     assert not chosen.policy.optimizer.defaults["fused"]
     assert chosen.policy.optimizer.defaults["foreach"] is True
+
+
+@pytest.mark.parametrize("normalize_images", [True, False])
+def test_normalize_images_as_in_sb3(normalize_images):
+    env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=1)
+    model = DuelingDQN("CnnPolicy", env, buffer_size=100, policy_kwargs=dict(normalize_images=normalize_images))
+    q_net = model.q_net
+    obs = th.full((2, 1, 40, 40), 255.0)
+    with th.no_grad():
+        scaled = q_net.shared_net(q_net.features_extractor(obs / 255.0))
+        latent = q_net._latent(obs)
+    assert q_net.normalize_images is normalize_images
+    assert th.allclose(latent, scaled) is normalize_images
+
+
+def test_paper_network_defaults_can_be_overridden():
+    env = FakeImageEnv(screen_height=84, screen_width=84, n_channels=4, channel_first=True)
+    kwargs = dict(net_arch=dict(value=[256], advantage=[128]), shared_gradient_scale=1.0)
+    q_net = DuelingDQN("DuelingNatureCnnPolicy", env, buffer_size=100, policy_kwargs=kwargs).q_net
+    assert linear_layers(q_net.value_net) == [(3136, 256), (256, 1)]
+    assert linear_layers(q_net.advantage_net) == [(3136, 128), (128, 6)]
+    assert q_net.shared_gradient_scale == 1.0
