@@ -32,4 +32,4 @@ def test_cartpole_example_never_overwrites(tmp_path):
     result = subprocess.run([*command, "--output", str(tmp_path / "model")], capture_output=True, text=True, check=True)
     assert (tmp_path / "model.zip").read_text() == "an earlier model"
     assert (tmp_path / "model_1.zip").exists()
-    assert "saved to " + str(tmp_path / "model_1.zip") in result.stdout
+    assert f"model to {tmp_path / 'model_1.zip'}, reloaded" in result.stdout

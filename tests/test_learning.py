@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 
 from sb3_dueling import DuelingDQN
 
@@ -33,7 +34,7 @@ def test_learns_identity(double_q):
         seed=0,
     )
     model.learn(3000)
-    mean_reward, _ = evaluate_policy(model, IdentityEnv(dim=4, ep_length=10), n_eval_episodes=20)
+    mean_reward, _ = evaluate_policy(model, Monitor(IdentityEnv(dim=4, ep_length=10)), n_eval_episodes=20)
     assert mean_reward >= 9.5
 
 
