@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("logs/dueling_dqn_cartpole.zip"), help="where to save the model")
     args = parser.parse_args()
     output = unused_path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
 
     model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=args.seed, verbose=0, **HYPERPARAMS)
     with tempfile.TemporaryDirectory() as best_folder:

@@ -1,0 +1,186 @@
+"""
+The RL Zoo's commands, with ``dueling_dqn`` registered:
+
+    python -m sb3_dueling.zoo train --algo dueling_dqn --env CartPole-v1 [any rl_zoo3 train flag]
+    python -m sb3_dueling.zoo enjoy --algo dueling_dqn --env CartPole-v1 -f logs/
+    python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ...
+    python -m sb3_dueling.zoo config [dueling_dqn|dqn]   (prints the path of a hyperparameter file)
+
+``train`` adds, before handing over to the Zoo: ``--algo dueling_dqn`` and ``-conf`` the package's
+``dueling_dqn.yml`` when they are not given; with ``-optimize``, an SQLite study under the log
+folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that running the
+same command again resumes the study. Bad input (an unknown env id, an unknown hyperparameter, an
+unsupported or unreachable storage) stops it with a clear message and exit code 2.
+"""
+
+import argparse
+import difflib
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sb3_dueling.zoo import ALGO, DQN_CONFIG, DUELING_DQN_CONFIG, register_zoo
+
+COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
+# Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
+ZOO_KEYS = {
+    "n_timesteps",
+    "policy",
+    "n_envs",
+    "normalize",
+    "frame_stack",
+    "env_wrapper",
+    "vec_env_wrapper",
+    "callback",
+    "env_kwargs",
+    "monitor_kwargs",
+    "noise_type",
+    "noise_std",
+}
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+class UsageError(Exception):
+    """Bad input on the command line or in a hyperparameter file."""
+
+
+def check_env_id(env_id: str, gym_packages: list[str]) -> None:
+    import gymnasium as gym
+
+    import rl_zoo3.import_envs  # noqa: F401  the envs the Zoo registers (Atari, ...)
+
+    for package in gym_packages:
+        importlib.import_module(package)
+    if env_id not in gym.envs.registry:
+        close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown env id {env_id!r}: it is not in the Gymnasium registry{hint}")
+
+
+def hyperparams_entry(config: Path, env_id: str) -> tuple[str, dict[str, Any]]:
+    """The entry of ``config`` that the Zoo would use for ``env_id`` (the env's own, ``atari`` or ``default``)."""
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    with open(config) as file:
+        entries = yaml.safe_load(file) or {}
+    for name in (env_id, "atari" if ExperimentManager.is_atari(env_id) else None, "default"):
+        if name in entries:
+            return name, entries[name]
+    raise UsageError(f"{config} has no entry for {env_id!r} and no 'default' entry")
+
+
+def check_hyperparams(algo: str, keys: set[str], where: str) -> None:
+    from rl_zoo3.utils import ALGOS
+
+    parameters = inspect.signature(ALGOS[algo].__init__).parameters
+    allowed = ZOO_KEYS | {name for name in parameters if name not in ("self", "env") and not name.startswith("_")}
+    for key in sorted(keys - allowed):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{where}: {key!r} is not a hyperparameter of {algo}{hint}")
+
+
+def check_storage(storage: str) -> None:
+    if storage.endswith(".log"):
+        return  # Optuna's journal file, which the Zoo supports as is
+    scheme = storage.split("://", 1)[0].split("+", 1)[0] if "://" in storage else ""
+    if scheme not in STORAGE_SCHEMES:
+        raise UsageError(
+            f"unsupported --storage {storage!r}: use sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
+            "mysql://..., or a journal file PATH.log"
+        )
+    if scheme == "sqlite":
+        return
+    import sqlalchemy
+
+    try:
+        with sqlalchemy.create_engine(storage, connect_args={"connect_timeout": 10}).connect():
+            pass
+    except Exception as error:  # the driver's own errors differ (missing driver, refused, auth)
+        shown = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error
+
+
+def prepare_train(args: list[str]) -> list[str]:
+    """Check the ``train`` arguments and add this package's defaults; returns the arguments for the Zoo."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--algo", default=None)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    parser.add_argument("-f", "--log-folder", default="logs")
+    parser.add_argument("-optimize", "--optimize-hyperparameters", action="store_true")
+    parser.add_argument("--storage", default=None)
+    parser.add_argument("--study-name", default=None)
+    parser.add_argument("--gym-packages", nargs="+", default=[])
+    parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
+    known, _ = parser.parse_known_args(args)
+    if "-h" in args or "--help" in args:
+        return args
+
+    args = list(args)
+    algo = known.algo or ALGO
+    if known.algo is None:
+        args += ["--algo", ALGO]
+    if known.conf_file is None and algo == ALGO:
+        args += ["-conf", str(DUELING_DQN_CONFIG)]
+    config = Path(known.conf_file) if known.conf_file else DUELING_DQN_CONFIG
+
+    check_env_id(known.env, known.gym_packages)
+    if config.suffix in (".yml", ".yaml"):
+        entry, hyperparams = hyperparams_entry(config, known.env)
+        check_hyperparams(algo, set(hyperparams), f"{config}, entry {entry!r}")
+    overrides = {item.split(":", 1)[0] for item in known.hyperparams}
+    check_hyperparams(algo, overrides, "-params")
+
+    if known.optimize_hyperparameters:
+        study_name = known.study_name or f"{algo}_{known.env}"
+        if known.study_name is None:
+            args += ["--study-name", study_name]
+        storage = known.storage
+        if storage is None:
+            database = Path(known.log_folder) / algo / "optuna.db"
+            database.parent.mkdir(parents=True, exist_ok=True)
+            storage = f"sqlite:///{database}"
+            args += ["--storage", storage]
+        check_storage(storage)
+        print(f"Optuna study {study_name!r} in {storage.split('@')[-1]} (run the same command again to resume it)")
+    elif known.storage is not None:
+        check_storage(known.storage)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "config":
+        print(DQN_CONFIG if rest[:1] == ["dqn"] else DUELING_DQN_CONFIG)
+        return 0
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; use one of {', '.join((*COMMANDS, 'config'))}", file=sys.stderr)
+        return 2
+
+    register_zoo()
+    try:
+        if command == "train":
+            rest = prepare_train(rest)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from rl_zoo3.cli import main as zoo_main
+
+    sys.argv = [f"{Path(sys.executable).name} -m sb3_dueling.zoo", command, *rest]
+    zoo_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
