@@ -50,7 +50,6 @@ class UsageError(Exception):
 
 def check_env_id(env_id: str, gym_packages: list[str]) -> None:
     import gymnasium as gym
-
     import rl_zoo3.import_envs  # noqa: F401  the envs the Zoo registers (Atari, ...)
 
     for package in gym_packages:
