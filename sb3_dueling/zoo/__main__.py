@@ -66,7 +66,8 @@ def hyperparams_entry(config: Path, env_id: str) -> tuple[str, dict[str, Any]]:
 
     with open(config) as file:
         entries = yaml.safe_load(file) or {}
-    for name in (env_id, "atari" if ExperimentManager.is_atari(env_id) else None, "default"):
+    candidates = [env_id, "atari", "default"] if ExperimentManager.is_atari(env_id) else [env_id, "default"]
+    for name in candidates:
         if name in entries:
             return name, entries[name]
     raise UsageError(f"{config} has no entry for {env_id!r} and no 'default' entry")

@@ -1,0 +1,173 @@
+"""The RL Zoo commands end to end, as a user runs them, in a temporary folder."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch as th
+import yaml
+from stable_baselines3 import DQN
+
+from sb3_dueling import DuelingDQN
+from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG
+
+ZOO = [sys.executable, "-m", "sb3_dueling.zoo"]
+QUICK = ["--env", "CartPole-v1", "--seed", "0", "-n", "600"]
+
+
+def run(command: list[str], cwd: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if expect_ok:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One short training run with evaluation, checkpoints, TensorBoard and a -params override."""
+    folder = tmp_path_factory.mktemp("zoo")
+    command = [*ZOO, "train", *QUICK, "-f", "logs", "--eval-freq", "300", "--eval-episodes", "2", "--save-freq", "300"]
+    run([*command, "-tb", "tb", "-params", "learning_rate:0.0005", "learning_starts:100"], folder)
+    return folder
+
+
+def test_train_writes_the_zoo_layout(trained):
+    run_folder = trained / "logs" / "dueling_dqn" / "CartPole-v1_1"
+    assert (run_folder / "CartPole-v1.zip").exists()
+    assert (run_folder / "best_model.zip").exists() and (run_folder / "evaluations.npz").exists()
+    assert sorted(p.name for p in run_folder.glob("rl_model_*_steps.zip")) == [
+        "rl_model_300_steps.zip",
+        "rl_model_600_steps.zip",
+    ]
+    assert list((trained / "tb" / "CartPole-v1").glob("DuelingDQN_1/events.out.tfevents.*"))
+    # the Zoo writes an OrderedDict
+    config = dict(yaml.load((run_folder / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
+    assert config["learning_rate"] == 0.0005  # -params wins over the package's file
+    assert config["target_update_interval"] == 10  # the rest comes from dueling_dqn.yml
+    model = DuelingDQN.load(run_folder / "CartPole-v1.zip")
+    assert model.double_q and model.num_timesteps >= 600  # train_freq 256 finishes its rollout
+    assert model._n_updates > 0
+
+
+def test_enjoy_loads_what_train_saved(trained):
+    result = run(
+        [*ZOO, "enjoy", "--algo", "dueling_dqn", "--env", "CartPole-v1", "-f", "logs", "-n", "200", "--no-render"], trained
+    )
+    assert "Loading logs/dueling_dqn/CartPole-v1_1/CartPole-v1.zip" in result.stdout
+
+
+def test_continue_training_keeps_the_earlier_run(trained):
+    first = trained / "logs" / "dueling_dqn" / "CartPole-v1_1"
+    before = digest(first)
+    agent = first / "CartPole-v1.zip"
+    # No gradient step in the second run (learning_starts): its online network must be the trained agent's
+    command = [*ZOO, "train", *QUICK[:4], "-n", "300", "-f", "logs", "--eval-freq", "-1", "-i", str(agent)]
+    result = run([*command, "-params", "learning_starts:10000"], trained)
+    assert "Loading pretrained agent" in result.stdout
+    second = DuelingDQN.load(trained / "logs" / "dueling_dqn" / "CartPole-v1_2" / "CartPole-v1.zip")
+    for name, tensor in DuelingDQN.load(agent).q_net.state_dict().items():
+        assert th.equal(second.q_net.state_dict()[name], tensor), name
+    assert digest(first) == before  # nothing of the first run was touched
+
+
+def test_plot_train(trained, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    result = run([*ZOO, "plot_train", "--algo", "dueling_dqn", "--env", "CartPole-v1", "-f", "logs"], trained)
+    assert "Error" not in result.stderr
+
+
+def test_optimize_on_sqlite_and_resume(tmp_path):
+    command = [*ZOO, "train", *QUICK, "-f", "logs", "-optimize", "--n-evaluations", "1", "--eval-episodes", "2"]
+    first = run([*command, "--n-trials", "2", "--no-optim-plots"], tmp_path)
+    assert "Best trial:" in first.stdout and "double_q:" in first.stdout
+    storage = f"sqlite:///{tmp_path / 'logs' / 'dueling_dqn' / 'optuna.db'}"
+    run([*command, "--n-trials", "1", "--no-optim-plots"], tmp_path)  # the same command resumes the study
+    study = optuna.load_study(study_name="dueling_dqn_CartPole-v1", storage=storage)
+    assert len(study.trials) == 3
+    assert {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
+
+
+def test_stock_zoo_with_gym_packages(tmp_path):
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", *QUICK, "--gym-packages", "sb3_dueling"]
+    run([*command, "-conf", str(DQN_CONFIG), "-f", "logs", "--eval-freq", "-1"], tmp_path)
+    model = DQN.load(tmp_path / "logs" / "dqn" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert type(model.policy).__name__ == "DuelingDQNPolicy"
+
+
+def test_config_command_prints_the_files(tmp_path):
+    assert run([*ZOO, "config"], tmp_path).stdout.strip() == str(DUELING_DQN_CONFIG)
+    assert run([*ZOO, "config", "dqn"], tmp_path).stdout.strip() == str(DQN_CONFIG)
+
+
+def bad_yaml(folder: Path) -> Path:
+    entries = yaml.safe_load(DUELING_DQN_CONFIG.read_text())
+    entries["CartPole-v1"]["learning_rat"] = 0.001
+    path = folder / "bad.yml"
+    path.write_text(yaml.safe_dump(entries))
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--env", "CartPol-v1"],
+            "unknown env id 'CartPol-v1': it is not in the Gymnasium registry; did you mean 'CartPole-v1'?",
+        ),
+        (["-params", "learning_rat:0.1"], "-params: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean"),
+        (["-conf", "BAD_YAML"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
+        (["-optimize", "--storage", "redis://localhost/0"], "unsupported --storage 'redis://localhost/0'"),
+        (["-optimize", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "cannot reach the --storage database"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path, args, message):
+    (tmp_path / "logs" / "keep.txt").parent.mkdir()
+    (tmp_path / "logs" / "keep.txt").write_text("mine")
+    args = [str(bad_yaml(tmp_path)) if arg == "BAD_YAML" else arg for arg in args]
+    result = run([*ZOO, "train", "-f", "logs", "-n", "100", *args], tmp_path, expect_ok=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "secret" not in result.stderr  # passwords are not echoed
+    assert [p.name for p in (tmp_path / "logs").iterdir()] == ["keep.txt"]
+
+
+def test_unknown_command(tmp_path):
+    result = run([*ZOO, "tran"], tmp_path, expect_ok=False)
+    assert result.returncode == 2 and "unknown command 'tran'" in result.stderr
+
+
+POSTGRES_URL = os.environ.get("SB3_DUELING_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(
+    POSTGRES_URL is None and os.environ.get("CI") != "true",
+    reason="needs a PostgreSQL server: set SB3_DUELING_TEST_POSTGRES_URL (.ci/run starts one)",
+)
+def test_two_workers_share_a_postgresql_study(tmp_path):
+    assert POSTGRES_URL, "CI must provide SB3_DUELING_TEST_POSTGRES_URL (see .ci/run)"
+    study_name = f"two_workers_{os.getpid()}"
+    command = [*ZOO, "train", *QUICK, "-optimize", "--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "2"]
+    command += ["--storage", POSTGRES_URL, "--study-name", study_name, "--no-optim-plots"]
+    workers = [
+        subprocess.Popen(
+            [*command, "-f", f"worker{i}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, out[-2000:] + err[-2000:]
+        assert "Best trial:" in out and "Params:" in out
+    study = optuna.load_study(study_name=study_name, storage=POSTGRES_URL)
+    assert len(study.trials) == 4  # both workers' trials are in the one study
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
+    optuna.delete_study(study_name=study_name, storage=POSTGRES_URL)
