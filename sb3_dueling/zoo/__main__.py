@@ -103,6 +103,8 @@ def check_storage(storage: str) -> None:
     except Exception as error:  # the driver's own errors differ (missing driver, refused, auth)
         shown = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, ModuleNotFoundError):
+            reason += " (the database driver is missing: pip install 'sb3_dueling[zoo]' brings PostgreSQL's)"
         raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error
 
 
