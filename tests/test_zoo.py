@@ -140,6 +140,12 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message):
     assert [p.name for p in (tmp_path / "logs").iterdir()] == ["keep.txt"]
 
 
+def test_enjoy_unknown_env_and_console_script(tmp_path):
+    console_script = str(Path(sys.executable).parent / "sb3-dueling-zoo")
+    result = run([console_script, "enjoy", "--algo", "dueling_dqn", "--env", "Pong"], tmp_path, expect_ok=False)
+    assert result.returncode == 2 and "unknown env id 'Pong'" in result.stderr
+
+
 def test_unknown_command(tmp_path):
     result = run([*ZOO, "tran"], tmp_path, expect_ok=False)
     assert result.returncode == 2 and "unknown command 'tran'" in result.stderr

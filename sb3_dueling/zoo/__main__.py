@@ -6,6 +6,8 @@ The RL Zoo's commands, with ``dueling_dqn`` registered:
     python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ...
     python -m sb3_dueling.zoo config [dueling_dqn|dqn]   (prints the path of a hyperparameter file)
 
+(``sb3-dueling-zoo`` is the same command.)
+
 ``train`` adds, before handing over to the Zoo: ``--algo dueling_dqn`` and ``-conf`` the package's
 ``dueling_dqn.yml`` when they are not given; with ``-optimize``, an SQLite study under the log
 folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that running the
@@ -108,17 +110,23 @@ def check_storage(storage: str) -> None:
         raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error
 
 
+def env_parser() -> argparse.ArgumentParser:
+    """The Zoo's env arguments, read leniently (the Zoo parses the whole command line itself)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--gym-packages", nargs="+", default=[])
+    return parser
+
+
 def prepare_train(args: list[str]) -> list[str]:
     """Check the ``train`` arguments and add this package's defaults; returns the arguments for the Zoo."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = env_parser()
     parser.add_argument("--algo", default=None)
-    parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("-conf", "--conf-file", default=None)
     parser.add_argument("-f", "--log-folder", default="logs")
     parser.add_argument("-optimize", "--optimize-hyperparameters", action="store_true")
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study-name", default=None)
-    parser.add_argument("--gym-packages", nargs="+", default=[])
     parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
     known, _ = parser.parse_known_args(args)
     if "-h" in args or "--help" in args:
@@ -156,6 +164,12 @@ def prepare_train(args: list[str]) -> list[str]:
     return args
 
 
+def check_enjoy(args: list[str]) -> None:
+    """Check the env id of ``enjoy`` (the Zoo would fail deep inside on an unknown one)."""
+    known, _ = env_parser().parse_known_args(args)
+    check_env_id(known.env, known.gym_packages)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -173,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             rest = prepare_train(rest)
+        elif command == "enjoy":
+            check_enjoy(rest)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
