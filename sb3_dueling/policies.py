@@ -278,6 +278,7 @@ class DuelingDQNPolicy(DQNPolicy):
     ) -> None:
         if net_arch is None:
             net_arch = self.default_net_arch
+        # Checked before DQNPolicy builds anything, so that bad input fails first and clearly
         if net_arch is not None:
             parse_net_arch(net_arch)
         if shared_gradient_scale is None:
