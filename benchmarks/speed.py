@@ -1,8 +1,8 @@
 """
 Training throughput of SB3 ``DQN`` and ``DuelingDQN``, side by side in one run.
 
-All three learners use the RL Zoo's CartPole-v1 hyperparameters for DQN (same ``net_arch``,
-same everything); runs are interleaved (DQN, Dueling, Dueling + Double, DQN, ...) so that a
+All three learners use the RL Zoo's hyperparameters for DQN on the env, read from the Zoo's
+own ``dqn.yml`` (same ``net_arch``, same everything); runs are interleaved (DQN, Dueling, Dueling + Double, DQN, ...) so that a
 noisy machine slows them alike. Prints env steps per second (median over the repeats) and
 the ratio to DQN (median over the repeats of the ratio within each repeat).
 
@@ -17,40 +17,47 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import rl_zoo3
 import torch as th
+import yaml
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_dueling import DuelingDQN
 
-# rl_zoo3/hyperparams/dqn.yml, CartPole-v1 (n_timesteps left out)
-ZOO_CARTPOLE: dict[str, Any] = dict(
-    learning_rate=2.3e-3,
-    batch_size=64,
-    buffer_size=100_000,
-    learning_starts=1000,
-    gamma=0.99,
-    target_update_interval=10,
-    train_freq=256,
-    gradient_steps=128,
-    exploration_fraction=0.16,
-    exploration_final_eps=0.04,
-    policy_kwargs=dict(net_arch=[256, 256]),
-)
+ZOO_DQN_CONFIG = Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml"
 
-FUSED_DQN = dict(ZOO_CARTPOLE, policy_kwargs=dict(net_arch=[256, 256], optimizer_kwargs=dict(fused=True)))
 
-LEARNERS: dict[str, Callable[[str, int], BaseAlgorithm]] = {
-    "DQN": lambda env, seed: DQN("MlpPolicy", env, seed=seed, **ZOO_CARTPOLE),
-    "DuelingDQN(double_q=False)": lambda env, seed: DuelingDQN("MlpPolicy", env, double_q=False, seed=seed, **ZOO_CARTPOLE),
-    "DuelingDQN": lambda env, seed: DuelingDQN("MlpPolicy", env, seed=seed, **ZOO_CARTPOLE),
+def zoo_hyperparams(env_id: str, config: Path = ZOO_DQN_CONFIG) -> dict[str, Any]:
+    """The keyword arguments of an entry of a Zoo hyperparameter file (without the Zoo's own keys)."""
+    entry = dict(yaml.safe_load(config.read_text())[env_id])
+    for zoo_key in ("n_timesteps", "policy"):
+        entry.pop(zoo_key, None)
+    if isinstance(entry.get("policy_kwargs"), str):
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})  # the Zoo evaluates it too
+    return entry
+
+
+def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    policy_kwargs = dict(hyperparams.get("policy_kwargs", {}), optimizer_kwargs=dict(fused=True))
+    return dict(hyperparams, policy_kwargs=policy_kwargs)
+
+
+Learner = Callable[[str, int, dict[str, Any]], BaseAlgorithm]
+
+LEARNERS: dict[str, Learner] = {
+    "DQN": lambda env, seed, params: DQN("MlpPolicy", env, seed=seed, **params),
+    "DuelingDQN(double_q=False)": lambda env, seed, params: DuelingDQN("MlpPolicy", env, double_q=False, seed=seed, **params),
+    "DuelingDQN": lambda env, seed, params: DuelingDQN("MlpPolicy", env, seed=seed, **params),
 }
+FUSED_DQN: Learner = lambda env, seed, params: DQN("MlpPolicy", env, seed=seed, **with_fused_adam(params))  # noqa: E731
 
 
-def steps_per_second(make: Callable[[str, int], BaseAlgorithm], env_id: str, steps: int, seed: int) -> float:
-    model = make(env_id, seed)
+def steps_per_second(make: Learner, env_id: str, steps: int, seed: int) -> float:
+    model = make(env_id, seed, zoo_hyperparams(env_id))
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
@@ -67,7 +74,7 @@ def main() -> None:
     th.set_num_threads(args.threads)
     learners = dict(LEARNERS)
     if args.fused_dqn:
-        learners["DQN(fused Adam)"] = lambda env, seed: DQN("MlpPolicy", env, seed=seed, **FUSED_DQN)
+        learners["DQN(fused Adam)"] = FUSED_DQN
 
     results: dict[str, list[float]] = {name: [] for name in learners}
     for repeat in range(args.repeats):

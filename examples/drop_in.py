@@ -11,6 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from cartpole import HYPERPARAMS  # examples/cartpole.py: the RL Zoo's tuned CartPole-v1 settings
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -23,21 +24,8 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=50_000)
     args = parser.parse_args()
 
-    model = DQN(
-        "DuelingMlpPolicy",  # was "MlpPolicy": the same [256, 256] trunk, now with a value and an advantage head
-        "CartPole-v1",
-        learning_rate=2.3e-3,
-        batch_size=64,
-        buffer_size=100_000,
-        learning_starts=1000,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_fraction=0.16,
-        exploration_final_eps=0.04,
-        policy_kwargs=dict(net_arch=[256, 256]),
-        seed=0,
-    )
+    # was "MlpPolicy": the same trunk, now with a value and an advantage head
+    model = DQN("DuelingMlpPolicy", "CartPole-v1", seed=0, **HYPERPARAMS)
     model.learn(total_timesteps=args.timesteps)
     with tempfile.TemporaryDirectory() as folder:
         model.save(Path(folder) / "dqn_dueling")
