@@ -10,35 +10,21 @@ DuelingDQN runs its optimizer fused by default (see ``sb3_dueling.policies.with_
 adds SB3 DQN with ``optimizer_kwargs=dict(fused=True)`` as a reference, to show what the rest of
 the step costs.
 
-    python benchmarks/speed.py [--steps 10000] [--repeats 5] [--threads N] [--fused-dqn]
+    python -m benchmarks.speed [--steps 10000] [--repeats 5] [--threads N] [--fused-dqn]
 """
 
 import argparse
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import rl_zoo3
 import torch as th
-import yaml
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from benchmarks.hyperparams import ZOO_FOLDER, load_entry
 from sb3_dueling import DuelingDQN
-
-ZOO_DQN_CONFIG = Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml"
-
-
-def zoo_hyperparams(env_id: str, config: Path = ZOO_DQN_CONFIG) -> dict[str, Any]:
-    """The keyword arguments of an entry of a Zoo hyperparameter file (without the Zoo's own keys)."""
-    entry = dict(yaml.safe_load(config.read_text())[env_id])
-    for zoo_key in ("n_timesteps", "policy"):
-        entry.pop(zoo_key, None)
-    if isinstance(entry.get("policy_kwargs"), str):
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})  # the Zoo evaluates it too
-    return entry
 
 
 def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +43,8 @@ FUSED_DQN: Learner = lambda env, seed, params: DQN("MlpPolicy", env, seed=seed, 
 
 
 def steps_per_second(make: Learner, env_id: str, steps: int, seed: int) -> float:
-    model = make(env_id, seed, zoo_hyperparams(env_id))
+    _, hyperparams = load_entry(ZOO_FOLDER / "dqn.yml", env_id)
+    model = make(env_id, seed, hyperparams)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)

@@ -1,0 +1,30 @@
+"""Hyperparameters of the benchmarked algorithms, read from the RL Zoo's files and the package's own."""
+
+from pathlib import Path
+from typing import Any
+
+import rl_zoo3
+import yaml
+from torch import nn
+
+import sb3_dueling
+
+ZOO_FOLDER = Path(rl_zoo3.__file__).parent / "hyperparams"
+PACKAGE_FOLDER = Path(sb3_dueling.__file__).parent / "hyperparams"
+
+
+def load_entry(config: Path, env_id: str) -> tuple[int, dict[str, Any]]:
+    """
+    Read the entry of ``env_id`` in a Zoo hyperparameter file.
+
+    :param config: The YAML file
+    :param env_id: The environment
+    :return: The Zoo's ``n_timesteps`` and the algorithm's keyword arguments (the Zoo's own keys
+        removed, ``policy_kwargs`` evaluated as the Zoo does)
+    """
+    entry = dict(yaml.safe_load(config.read_text())[env_id])
+    n_timesteps = int(entry.pop("n_timesteps"))
+    entry.pop("policy", None)
+    if isinstance(entry.get("policy_kwargs"), str):
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict, "nn": nn})  # as the Zoo does
+    return n_timesteps, entry
