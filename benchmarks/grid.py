@@ -119,7 +119,8 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)
     train_seconds = time.perf_counter() - start - callback.eval_seconds
-    timesteps, returns = zip(*callback.curve, strict=True)
+    # A rollout can run past the budget (train_freq): evaluations after it are left out, alike for all
+    timesteps, returns = zip(*[(step, value) for step, value in callback.curve if step <= budget], strict=True)
     write_json_atomically(
         {
             **asdict(run),

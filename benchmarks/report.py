@@ -1,0 +1,236 @@
+"""
+Statistics, plots and ``docs/benchmark.md`` from the result files of ``benchmarks.grid``.
+
+    python -m benchmarks.report [--results benchmarks/results] [--docs docs] [--reps 2000]
+
+All statistics are rliable's (Agarwal et al. 2021): the interquartile mean (IQM) of the final
+evaluation returns with 95% stratified-bootstrap confidence intervals, per environment and over
+all environments (returns normalised by a random policy's and the goal's score), the probability
+that DuelingDQN improves on DQN, and sample-efficiency curves (IQM over the evaluations, with
+CI bands). Speed and memory are the medians over the seeds of the same runs.
+"""
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from rliable import library as rly
+from rliable import metrics
+
+from benchmarks.grid import RESULTS
+
+DOCS = Path(__file__).parents[1] / "docs"
+# (score of a uniformly random policy, goal of the benchmark issue): normalised = (x - random) / (goal - random)
+REFERENCE_SCORES = {
+    "CartPole-v1": (22.0, 500.0),
+    "Acrobot-v1": (-500.0, -75.0),
+    "LunarLander-v3": (-180.0, 230.0),
+    "MountainCar-v0": (-200.0, -105.0),
+}
+CANDIDATE, BASELINE = "DuelingDQN", "DQN"
+Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
+
+
+def load_results(results: Path) -> Records:
+    records: Records = defaultdict(lambda: defaultdict(list))
+    for path in sorted(results.glob("*/*/seed_*.json")):
+        record = json.loads(path.read_text())
+        records[record["env"]][record["algo"]].append(record)
+    return records
+
+
+def iqm(scores: np.ndarray) -> np.ndarray:
+    return np.array([metrics.aggregate_iqm(scores)])
+
+
+def iqm_per_point(scores: np.ndarray) -> np.ndarray:
+    return np.array([metrics.aggregate_iqm(scores[..., point]) for point in range(scores.shape[-1])])
+
+
+def normalised(score: np.ndarray, env: str) -> np.ndarray:
+    random_score, goal = REFERENCE_SCORES[env]
+    return (score - random_score) / (goal - random_score)
+
+
+def with_interval(point: np.ndarray, interval: np.ndarray) -> tuple[float, float, float]:
+    """(point estimate, CI low, CI high) of a one-value rliable estimate."""
+    low, high = np.ravel(interval)
+    return float(np.ravel(point)[0]), float(low), float(high)
+
+
+def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
+    """Every number of the report, computed with rliable."""
+    state = np.random.RandomState(seed)
+    envs = [env for env in REFERENCE_SCORES if env in records]
+    algos = sorted({algo for env in envs for algo in records[env]})
+    finals = {
+        env: {algo: np.array([[r["final_return"]] for r in records[env][algo]]) for algo in records[env]} for env in envs
+    }
+
+    per_env = {}
+    for env in envs:
+        points, intervals = rly.get_interval_estimates(finals[env], iqm, reps=reps, random_state=state)
+        per_env[env] = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
+
+    # Over all envs: runs x envs, normalised; only algorithms with as many seeds in every env
+    n_runs = {algo: {len(finals[env].get(algo, [])) for env in envs} for algo in algos}
+    complete = [algo for algo in algos if len(n_runs[algo]) == 1 and 0 not in n_runs[algo]]
+    overall_scores = {algo: np.hstack([normalised(finals[env][algo], env) for env in envs]) for algo in complete}
+    overall: dict[str, tuple[float, float, float]] = {}
+    if overall_scores:
+        points, intervals = rly.get_interval_estimates(overall_scores, iqm, reps=reps, random_state=state)
+        overall = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
+
+    improvement = {}
+    pairs = {env: (finals[env][CANDIDATE], finals[env][BASELINE]) for env in envs if {CANDIDATE, BASELINE} <= set(finals[env])}
+    if {CANDIDATE, BASELINE} <= set(overall_scores):
+        pairs["all (normalised)"] = (overall_scores[CANDIDATE], overall_scores[BASELINE])
+    for name, pair in pairs.items():
+        points, intervals = rly.get_interval_estimates({name: pair}, metrics.probability_of_improvement, reps=reps)
+        improvement[name] = with_interval(points[name], intervals[name])
+
+    curves = {}
+    for env in envs:
+        timesteps = records[env][next(iter(records[env]))][0]["timesteps"]
+        runs = {
+            algo: np.array([[r["eval_returns"]] for r in records[env][algo]]) for algo in records[env]
+        }  # runs x 1 x points
+        points, intervals = rly.get_interval_estimates(runs, iqm_per_point, reps=max(reps // 4, 50), random_state=state)
+        curves[env] = {"timesteps": timesteps, "iqm": points, "ci": intervals}
+
+    resources = {
+        env: {
+            algo: (
+                float(np.median([r["steps_per_second"] for r in records[env][algo]])),
+                float(np.median([r["peak_rss_mb"] for r in records[env][algo]])),
+                len(records[env][algo]),
+            )
+            for algo in records[env]
+        }
+        for env in envs
+    }
+    return {"envs": envs, "algos": algos, "per_env": per_env, "overall": overall, "improvement": improvement,
+            "curves": curves, "resources": resources}  # fmt: skip
+
+
+def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
+    images.mkdir(parents=True, exist_ok=True)
+    colors = {algo: f"C{i}" for i, algo in enumerate(summary["algos"])}
+    envs = summary["envs"]
+
+    figure, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        curve = summary["curves"][env]
+        steps = np.array(curve["timesteps"]) / 1000
+        for algo, points in curve["iqm"].items():
+            ax.plot(steps, points, color=colors[algo], label=algo, linewidth=2)
+            ax.fill_between(steps, curve["ci"][algo][0], curve["ci"][algo][1], color=colors[algo], alpha=0.2)
+        ax.axhline(REFERENCE_SCORES[env][1], color="grey", linestyle=":", linewidth=1)
+        ax.set(title=env, xlabel="env steps (thousands)", ylabel="IQM return")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(loc="lower right", fontsize="small")
+    figure.suptitle("Greedy policy return during training: IQM over seeds, 95% bootstrap CI (dotted: goal)")
+    figure.tight_layout()
+    paths = {"curves": images / "learning_curves.png"}
+    figure.savefig(paths["curves"], dpi=110)
+    plt.close(figure)
+
+    rows = [*envs, "all (normalised)"] if summary["overall"] else envs
+    figure, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 0.5 + 0.45 * len(summary["algos"])), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        table = summary["overall"] if row == "all (normalised)" else summary["per_env"][row]
+        names = [algo for algo in summary["algos"] if algo in table]
+        for y, algo in enumerate(names):
+            point, low, high = table[algo]
+            ax.barh(y, high - low, left=low, color=colors[algo], alpha=0.6, height=0.6)
+            ax.plot([point, point], [y - 0.3, y + 0.3], color="black")
+        ax.set_yticks(range(len(names)), names if row == rows[0] else [""] * len(names))
+        ax.set_title(row, fontsize="medium")
+        ax.set_xlabel("IQM of final return")
+        ax.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    paths["iqm"] = images / "final_iqm.png"
+    figure.savefig(paths["iqm"], dpi=110)
+    plt.close(figure)
+    return paths
+
+
+def format_interval(values: tuple[float, float, float], digits: int = 1) -> str:
+    point, low, high = values
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path) -> None:
+    envs, algos = summary["envs"], summary["algos"]
+    relative = {name: image.relative_to(path.parent) for name, image in images.items()}
+    lines = [
+        "# Benchmark: Dueling DQN against DQN and QR-DQN",
+        "",
+        "Generated by `python -m benchmarks.report` from the result files in `benchmarks/results/`",
+        "(`python -m benchmarks.grid` makes them). Statistics from `rliable`: interquartile mean (IQM)",
+        "of the final evaluation return (10 greedy episodes on a separate env), 95% stratified-bootstrap",
+        "confidence intervals in brackets.",
+        "",
+        f"![learning curves]({relative['curves']})",
+        "",
+        "## Final return, IQM [95% CI]",
+        "",
+        "| algorithm | " + " | ".join(envs) + (" | all (normalised) |" if summary["overall"] else " |"),
+        "|---|" + "---:|" * (len(envs) + bool(summary["overall"])),
+    ]
+    for algo in algos:
+        cells = [format_interval(summary["per_env"][env][algo]) if algo in summary["per_env"][env] else "-" for env in envs]
+        if summary["overall"]:
+            cells.append(format_interval(summary["overall"][algo], 2) if algo in summary["overall"] else "-")
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    seeds = {env: {algo: summary["resources"][env][algo][2] for algo in summary["resources"][env]} for env in envs}
+    lines += ["", f"Seeds per cell: {seeds}.", "", f"![final IQM]({relative['iqm']})", ""]
+    if summary["improvement"]:
+        lines += [
+            f"## Probability that {CANDIDATE} improves on {BASELINE}",
+            "",
+            "| environment | P(improvement) [95% CI] |",
+            "|---|---:|",
+        ]
+        lines += [f"| {name} | {format_interval(value, 2)} |" for name, value in summary["improvement"].items()]
+        lines.append("")
+    lines += [
+        "## Speed and memory (medians over the same runs)",
+        "",
+        "| environment | algorithm | env steps/s (training) | peak RSS (MB) | steps/s vs DQN | peak RSS vs DQN |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for env in envs:
+        table = summary["resources"][env]
+        for algo, (speed, memory, _) in sorted(table.items()):
+            speed_ratio = f"{speed / table[BASELINE][0]:.3f}" if BASELINE in table else "-"
+            memory_ratio = f"{memory / table[BASELINE][1]:.3f}" if BASELINE in table else "-"
+            lines.append(f"| {env} | {algo} | {speed:.0f} | {memory:.0f} | {speed_ratio} | {memory_ratio} |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
+    args = parser.parse_args()
+    records = load_results(args.results)
+    if not records:
+        raise SystemExit(f"no result files under {args.results}: run python -m benchmarks.grid first")
+    summary = summarise(records, reps=args.reps)
+    images = plot(summary, args.docs / "images")
+    write_report(summary, images, args.docs / "benchmark.md")
+    print(f"wrote {args.docs / 'benchmark.md'} and {', '.join(str(p) for p in images.values())}")
+
+
+if __name__ == "__main__":
+    main()

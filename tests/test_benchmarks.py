@@ -1,0 +1,90 @@
+"""The benchmark suite's own logic: grid, resume, one real (tiny) run, statistics and report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.grid import ALGORITHMS, BUDGETS, Run, execute, expand_grid, pending, write_json_atomically
+from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
+from benchmarks.report import load_results, plot, summarise, write_report
+
+
+def test_expand_grid():
+    runs = expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1", "Acrobot-v1"], range(3))
+    assert len(runs) == 12 and len(set(runs)) == 12
+    assert runs[0] == Run("DuelingDQN", "CartPole-v1", 0) and runs[-1] == Run("DQN", "Acrobot-v1", 2)
+    with pytest.raises(ValueError, match="unknown algorithm 'DDQN'"):
+        expand_grid(["DDQN"], ["CartPole-v1"], range(1))
+    with pytest.raises(ValueError, match="unknown env 'Pong'"):
+        expand_grid(["DQN"], ["Pong"], range(1))
+
+
+def test_every_algorithm_has_hyperparameters_for_every_env():
+    for algorithm in ALGORITHMS.values():
+        for env in BUDGETS:
+            n_timesteps, hyperparams = load_entry(algorithm.config, env)
+            assert n_timesteps == BUDGETS[env]
+            assert "policy" not in hyperparams and isinstance(hyperparams.get("policy_kwargs", {}), dict)
+    assert load_entry(ZOO_FOLDER / "qrdqn.yml", "CartPole-v1")[1]["policy_kwargs"]["n_quantiles"] == 10
+    assert load_entry(PACKAGE_FOLDER / "dueling_dqn.yml", "CartPole-v1")[1]["learning_rate"] == 1e-3
+
+
+def test_resume_skips_finished_runs_and_redoes_killed_ones(tmp_path):
+    runs = expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1"], range(2))
+    write_json_atomically({"done": True}, runs[0].path(tmp_path))
+    killed = runs[1].path(tmp_path)
+    killed.parent.mkdir(parents=True, exist_ok=True)
+    killed.with_name(f".{killed.name}.123.tmp").write_text('{"half')  # a run killed while writing
+    assert pending(runs, tmp_path) == runs[1:]
+
+
+def test_execute_writes_a_result(tmp_path):
+    run = Run("DuelingDQN", "CartPole-v1", 0)
+    execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
+    result = json.loads(run.path(tmp_path).read_text())
+    assert result["timesteps"] == [150, 300] and len(result["eval_returns"]) == 2
+    assert result["final_return"] == result["eval_returns"][-1] > 0
+    assert result["steps_per_second"] > 0 and result["peak_rss_mb"] > 50
+    assert pending([run], tmp_path) == []
+    assert [p.name for p in run.path(tmp_path).parent.iterdir()] == ["seed_0.json"]  # no temporary file left
+
+
+def synthetic_results(folder, shift: float) -> None:
+    """CartPole and Acrobot results where DuelingDQN is `shift` better than DQN in every seed."""
+    rng = np.random.default_rng(0)
+    for env, base in (("CartPole-v1", 300.0), ("Acrobot-v1", -120.0)):
+        for algo, offset in (("DuelingDQN", shift), ("DQN", 0.0)):
+            for seed in range(10):
+                curve = [base / 2 + rng.normal(), base + offset + rng.normal()]
+                record = {"algo": algo, "env": env, "seed": seed, "timesteps": [5000, 10000], "eval_returns": curve}
+                record.update(final_return=curve[-1], steps_per_second=1000.0 + offset, peak_rss_mb=300.0)
+                write_json_atomically(record, Run(algo, env, seed).path(folder))
+
+
+def test_statistics_on_synthetic_results(tmp_path):
+    synthetic_results(tmp_path, shift=50.0)
+    summary = summarise(load_results(tmp_path), reps=200)
+    assert summary["envs"] == ["CartPole-v1", "Acrobot-v1"]
+    point, low, high = summary["per_env"]["CartPole-v1"]["DuelingDQN"]
+    assert point == pytest.approx(350.0, abs=1.0) and low <= point <= high
+    assert summary["per_env"]["CartPole-v1"]["DQN"][0] == pytest.approx(300.0, abs=1.0)
+    # every DuelingDQN run beats every DQN run: probability of improvement 1
+    assert summary["improvement"]["CartPole-v1"][0] == pytest.approx(1.0)
+    assert summary["improvement"]["all (normalised)"][0] == pytest.approx(1.0)
+    # normalised over envs: (350 - 22) / (500 - 22) and (-70 + 500) / (-75 + 500) for DuelingDQN
+    assert summary["overall"]["DuelingDQN"][0] == pytest.approx(np.mean([328 / 478, 430 / 425]), abs=0.02)
+    assert len(summary["curves"]["Acrobot-v1"]["iqm"]["DQN"]) == 2
+
+
+def test_report_is_generated(tmp_path):
+    synthetic_results(tmp_path / "results", shift=-20.0)
+    summary = summarise(load_results(tmp_path / "results"), reps=100)
+    images = plot(summary, tmp_path / "docs" / "images")
+    write_report(summary, images, tmp_path / "docs" / "benchmark.md")
+    report = (tmp_path / "docs" / "benchmark.md").read_text()
+    assert "![learning curves](images/learning_curves.png)" in report
+    assert "| CartPole-v1 | 0.00 [0.00, 0.00] |" in report  # DuelingDQN is worse in every seed here
+    assert "| Acrobot-v1 | DuelingDQN | 980 | 300 | 0.980 | 1.000 |" in report
+    for image in images.values():
+        assert image.stat().st_size > 10_000 and image.read_bytes()[:4] == b"\x89PNG"
