@@ -107,9 +107,9 @@ def test_config_command_prints_the_files(tmp_path):
     assert run([*ZOO, "config", "dqn"], tmp_path).stdout.strip() == str(DQN_CONFIG)
 
 
-def bad_yaml(folder: Path) -> Path:
+def bad_yaml(folder: Path, key: str, value: object) -> Path:
     entries = yaml.safe_load(DUELING_DQN_CONFIG.read_text())
-    entries["CartPole-v1"]["learning_rat"] = 0.001
+    entries["CartPole-v1"][key] = value
     path = folder / "bad.yml"
     path.write_text(yaml.safe_dump(entries))
     return path
@@ -123,7 +123,8 @@ def bad_yaml(folder: Path) -> Path:
             "unknown env id 'CartPol-v1': it is not in the Gymnasium registry; did you mean 'CartPole-v1'?",
         ),
         (["-params", "learning_rat:0.1"], "-params: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean"),
-        (["-conf", "BAD_YAML"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
+        (["-conf", "BAD_KEY"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
+        (["-conf", "BAD_POLICY_KWARGS"], "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did you mean"),
         (["-optimize", "--storage", "redis://localhost/0"], "unsupported --storage 'redis://localhost/0'"),
         (["-optimize", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "cannot reach the --storage database"),
     ],
@@ -131,7 +132,11 @@ def bad_yaml(folder: Path) -> Path:
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "logs" / "keep.txt").parent.mkdir()
     (tmp_path / "logs" / "keep.txt").write_text("mine")
-    args = [str(bad_yaml(tmp_path)) if arg == "BAD_YAML" else arg for arg in args]
+    bad_files = {
+        "BAD_KEY": lambda: bad_yaml(tmp_path, "learning_rat", 0.001),
+        "BAD_POLICY_KWARGS": lambda: bad_yaml(tmp_path, "policy_kwargs", "dict(net_arc=[64])"),
+    }
+    args = [str(bad_files[arg]()) if arg in bad_files else arg for arg in args]
     result = run([*ZOO, "train", "-f", "logs", "-n", "100", *args], tmp_path, expect_ok=False)
     assert result.returncode == 2
     assert message in result.stderr

@@ -2,10 +2,12 @@
 
 import optuna
 import pytest
+import yaml
 from rl_zoo3 import hyperparams_opt, utils
 
 from sb3_dueling import DuelingDQN
-from sb3_dueling.zoo import register_zoo
+from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG, register_zoo
+from sb3_dueling.zoo.__main__ import check_hyperparams, check_policy_kwargs
 from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
 
 ADDITIONAL_ARGS = {"using_her_replay_buffer": False, "her_kwargs": {}}
@@ -35,3 +37,14 @@ def test_sampled_params_build_a_model(seed):
     assert model.double_q is trial.params["double_q"]
     assert model.n_steps == trial.params["n_steps"]
     model.learn(50)
+
+
+@pytest.mark.parametrize("config, algo", [(DUELING_DQN_CONFIG, "dueling_dqn"), (DQN_CONFIG, "dqn")])
+def test_every_shipped_entry_passes_the_checks(config, algo):
+    register_zoo()
+    entries = yaml.safe_load(config.read_text())
+    assert {"default", "atari", "CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0"} <= set(entries)
+    for name, entry in entries.items():
+        check_hyperparams(algo, set(entry), name)
+        check_policy_kwargs(algo, entry, name)
+    assert entries["atari"]["policy"] == "DuelingNatureCnnPolicy" and entries["atari"]["frame_stack"] == 4

@@ -86,6 +86,27 @@ def check_hyperparams(algo: str, keys: set[str], where: str) -> None:
         raise UsageError(f"{where}: {key!r} is not a hyperparameter of {algo}{hint}")
 
 
+def check_policy_kwargs(algo: str, entry: dict[str, Any], where: str) -> None:
+    """Check the keys of an entry's ``policy_kwargs`` against its policy's constructor."""
+    from rl_zoo3.utils import ALGOS
+    from torch import nn
+
+    policy_kwargs = entry.get("policy_kwargs")
+    if isinstance(policy_kwargs, str):
+        try:
+            policy_kwargs = eval(policy_kwargs, {"dict": dict, "nn": nn})  # the Zoo evaluates it the same way
+        except Exception as error:
+            raise UsageError(f"{where}: policy_kwargs {entry['policy_kwargs']!r} cannot be read: {error}") from error
+    policy = ALGOS[algo].policy_aliases.get(entry.get("policy", "MlpPolicy"))
+    if not isinstance(policy_kwargs, dict) or policy is None:
+        return
+    allowed = set(inspect.signature(policy.__init__).parameters) - {"self", "observation_space", "action_space", "lr_schedule"}
+    for key in sorted(set(policy_kwargs) - allowed):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{where}: {key!r} is not an argument of {policy.__name__} in policy_kwargs{hint}")
+
+
 def check_storage(storage: str) -> None:
     if storage.endswith(".log"):
         return  # Optuna's journal file, which the Zoo supports as is
@@ -144,6 +165,7 @@ def prepare_train(args: list[str]) -> list[str]:
     if config.suffix in (".yml", ".yaml"):
         entry, hyperparams = hyperparams_entry(config, known.env)
         check_hyperparams(algo, set(hyperparams), f"{config}, entry {entry!r}")
+        check_policy_kwargs(algo, hyperparams, f"{config}, entry {entry!r}")
     overrides = {item.split(":", 1)[0] for item in known.hyperparams}
     check_hyperparams(algo, overrides, "-params")
 
