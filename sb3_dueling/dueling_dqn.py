@@ -181,7 +181,8 @@ class DuelingDQN(DQN):
             with th.no_grad():
                 next_q_values = self.q_net_target(replay_data.next_observations)
                 if self.double_q:
-                    # Double DQN: the online network picks the next action, the target network values it.
+                    # Double DQN (van Hasselt et al. 2016), the target of Wang et al. 2016: the online network
+                    # picks the next action, the target network values it.
                     # Its greedy action is the argmax of its advantage stream (see DuelingQNetwork._predict).
                     next_actions = self.q_net.advantage(replay_data.next_observations).argmax(dim=1, keepdim=True)
                     next_q_values = next_q_values.gather(1, next_actions)
