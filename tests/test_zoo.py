@@ -125,6 +125,7 @@ def bad_yaml(folder: Path, key: str, value: object) -> Path:
         (["-params", "learning_rat:0.1"], "-params: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean"),
         (["-conf", "BAD_KEY"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
         (["-conf", "BAD_POLICY_KWARGS"], "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did you mean"),
+        (["-conf", "missing.yml"], "-conf 'missing.yml': no such file"),
         (["-optimize", "--storage", "redis://localhost/0"], "unsupported --storage 'redis://localhost/0'"),
         (["-optimize", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "cannot reach the --storage database"),
     ],

@@ -162,6 +162,8 @@ def prepare_train(args: list[str]) -> list[str]:
     config = Path(known.conf_file) if known.conf_file else DUELING_DQN_CONFIG
 
     check_env_id(known.env, known.gym_packages)
+    if config.suffix in (".yml", ".yaml") and not config.is_file():
+        raise UsageError(f"-conf {str(config)!r}: no such file")
     if config.suffix in (".yml", ".yaml"):
         entry, hyperparams = hyperparams_entry(config, known.env)
         check_hyperparams(algo, set(hyperparams), f"{config}, entry {entry!r}")
