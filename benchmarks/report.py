@@ -125,7 +125,7 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     colors = {algo: f"C{i}" for i, algo in enumerate(summary["algos"])}
     envs = summary["envs"]
 
-    figure, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(envs), figsize=(max(4.2 * len(envs), 8.0), 4.2), squeeze=False)
     for ax, env in zip(axes[0], envs):
         curve = summary["curves"][env]
         steps = np.array(curve["timesteps"]) / 1000
@@ -135,9 +135,10 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
         ax.axhline(REFERENCE_SCORES[env][1], color="grey", linestyle=":", linewidth=1)
         ax.set(title=env, xlabel="env steps (thousands)", ylabel="IQM return")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(loc="lower right", fontsize="small")
-    figure.suptitle("Greedy policy return during training: IQM over seeds, 95% bootstrap CI (dotted: goal)")
-    figure.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
+    figure.suptitle("Greedy return during training: IQM over seeds, 95% bootstrap CI (dotted: goal)", fontsize="medium")
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     paths = {"curves": images / "learning_curves.png"}
     figure.savefig(paths["curves"], dpi=110)
     plt.close(figure)
