@@ -84,6 +84,13 @@ def test_plot_train(trained, monkeypatch):
     assert "Error" not in result.stderr
 
 
+def test_all_plots(trained, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    command = [*ZOO, "all_plots", "-a", "dueling_dqn", "-e", "CartPole-v1", "-f", "logs/", "--no-display", "-o", "all"]
+    result = run(command, trained)
+    assert "|CartPole-v1 |" in result.stdout and (trained / "all.pkl").exists()
+
+
 def test_optimize_on_sqlite_and_resume(tmp_path):
     command = [*ZOO, "train", *QUICK, "-f", "logs", "-optimize", "--n-evaluations", "1", "--eval-episodes", "2"]
     first = run([*command, "--n-trials", "2", "--no-optim-plots"], tmp_path)
