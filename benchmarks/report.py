@@ -67,7 +67,10 @@ def with_interval(point: np.ndarray, interval: np.ndarray) -> tuple[float, float
 
 def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
     """Every number of the report, computed with rliable."""
-    state = np.random.RandomState(seed)
+
+    def state() -> np.random.RandomState:  # a fresh one per estimate: adding an env changes no other number
+        return np.random.RandomState(seed)
+
     envs = [env for env in REFERENCE_SCORES if env in records]
     algos = sorted({algo for env in envs for algo in records[env]})
     finals = {
@@ -76,7 +79,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
 
     per_env = {}
     for env in envs:
-        points, intervals = rly.get_interval_estimates(finals[env], iqm, reps=reps, random_state=state)
+        points, intervals = rly.get_interval_estimates(finals[env], iqm, reps=reps, random_state=state())
         per_env[env] = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
     # Over all envs: runs x envs, normalised; only algorithms with as many seeds in every env
@@ -85,7 +88,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
     overall_scores = {algo: np.hstack([normalised(finals[env][algo], env) for env in envs]) for algo in complete}
     overall: dict[str, tuple[float, float, float]] = {}
     if overall_scores:
-        points, intervals = rly.get_interval_estimates(overall_scores, iqm, reps=reps, random_state=state)
+        points, intervals = rly.get_interval_estimates(overall_scores, iqm, reps=reps, random_state=state())
         overall = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
     improvement = {}
@@ -102,7 +105,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
         runs = {
             algo: np.array([[r["eval_returns"]] for r in records[env][algo]]) for algo in records[env]
         }  # runs x 1 x points
-        points, intervals = rly.get_interval_estimates(runs, iqm_per_point, reps=max(reps // 4, 50), random_state=state)
+        points, intervals = rly.get_interval_estimates(runs, iqm_per_point, reps=max(reps // 4, 50), random_state=state())
         curves[env] = {"timesteps": timesteps, "iqm": points, "ci": intervals}
 
     resources = {
