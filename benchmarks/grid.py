@@ -8,7 +8,8 @@ Each run trains with the hyperparameters of its algorithm's YAML file for the en
 evaluates the greedy policy on a separate env every ``--eval-freq`` steps (SB3's EvalCallback), and
 writes one small JSON file: the evaluation curve, env steps per second (training only, evaluations
 left out) and peak resident memory. A finished run has its file and is skipped on the next call;
-a killed run has none (files are written to a temporary name and renamed) and is run again.
+a killed run has none (files are written to a temporary name and renamed) and is run again, and so
+is a run whose YAML entry has changed since (each file records the hyperparameters it was run with).
 """
 
 import argparse
@@ -75,9 +76,25 @@ def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int])
     return [Run(algo, env, seed) for env in envs for seed in seeds for algo in algos]
 
 
+def hyperparameters(run: Run) -> dict[str, Any]:
+    """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
+    algorithm = ALGORITHMS[run.algo]
+    _, hyperparams = load_entry(algorithm.config, run.env)
+    return {**hyperparams, **algorithm.kwargs}
+
+
+def is_current(run: Run, results: Path) -> bool:
+    """Whether the run has a result file, written with the hyperparameters its YAML file has now."""
+    path = run.path(results)
+    if not path.exists():
+        return False
+    recorded = json.loads(path.read_text()).get("hyperparams")
+    return recorded == {key: repr(value) for key, value in hyperparameters(run).items()}
+
+
 def pending(runs: Iterable[Run], results: Path) -> list[Run]:
-    """The runs without a result file."""
-    return [run for run in runs if not run.path(results).exists()]
+    """The runs without a current result file: never run, killed, or run before their YAML entry changed."""
+    return [run for run in runs if not is_current(run, results)]
 
 
 def write_json_atomically(data: dict[str, Any], path: Path) -> None:
@@ -110,10 +127,10 @@ class RecordingEvalCallback(EvalCallback):
 def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: int | None = None) -> Run:
     """Train and evaluate one run, then write its result file. Meant for a fresh process."""
     th.set_num_threads(1)
-    algorithm = ALGORITHMS[run.algo]
-    _, hyperparams = load_entry(algorithm.config, run.env)
+    hyperparams = hyperparameters(run)
+    recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
     budget = steps or BUDGETS[run.env]
-    model = algorithm.cls("MlpPolicy", run.env, seed=run.seed, **{**hyperparams, **algorithm.kwargs})
+    model = ALGORITHMS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **hyperparams)
     eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
     callback = RecordingEvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, verbose=0)
     start = time.perf_counter()
@@ -132,7 +149,7 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "eval_freq": eval_freq,
             "eval_episodes": eval_episodes,
-            "hyperparams": {key: repr(value) for key, value in {**hyperparams, **algorithm.kwargs}.items()},
+            "hyperparams": recorded,
         },
         run.path(results),
     )

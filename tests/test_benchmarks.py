@@ -5,7 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.grid import ALGORITHMS, BUDGETS, Run, execute, expand_grid, pending, write_json_atomically
+from benchmarks.grid import (
+    ALGORITHMS,
+    BUDGETS,
+    Run,
+    execute,
+    expand_grid,
+    hyperparameters,
+    pending,
+    write_json_atomically,
+)
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
 from benchmarks.report import load_results, plot, summarise, write_report
 
@@ -32,15 +41,25 @@ def test_every_algorithm_has_hyperparameters_for_every_env():
 
 def test_resume_skips_finished_runs_and_redoes_killed_ones(tmp_path):
     runs = expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1"], range(2))
-    write_json_atomically({"done": True}, runs[0].path(tmp_path))
+    write_json_atomically({"hyperparams": {k: repr(v) for k, v in hyperparameters(runs[0]).items()}}, runs[0].path(tmp_path))
     killed = runs[1].path(tmp_path)
     killed.parent.mkdir(parents=True, exist_ok=True)
     killed.with_name(f".{killed.name}.123.tmp").write_text('{"half')  # a run killed while writing
     assert pending(runs, tmp_path) == runs[1:]
 
 
-def test_execute_writes_a_result(tmp_path):
+def test_a_result_from_other_hyperparameters_is_redone(tmp_path):
     run = Run("DuelingDQN", "CartPole-v1", 0)
+    recorded = {key: repr(value) for key, value in hyperparameters(run).items()}
+    write_json_atomically({"hyperparams": {**recorded, "learning_rate": "0.5"}}, run.path(tmp_path))
+    assert pending([run], tmp_path) == [run]
+    write_json_atomically({"hyperparams": recorded}, run.path(tmp_path))
+    assert pending([run], tmp_path) == []
+
+
+@pytest.mark.parametrize("algo", ["DuelingDQN", "QRDQN"])  # QRDQN adds to policy_kwargs in place
+def test_execute_writes_a_result(tmp_path, algo):
+    run = Run(algo, "CartPole-v1", 0)
     execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
     result = json.loads(run.path(tmp_path).read_text())
     assert result["timesteps"] == [150, 300] and len(result["eval_returns"]) == 2
