@@ -1,5 +1,6 @@
 import os
 
+from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
@@ -24,5 +25,7 @@ __all__ = [
     "DuelingMlpPolicy",
     "DuelingMultiInputPolicy",
     "DuelingNatureCnnPolicy",
+    "PrioritizedDictReplayBuffer",
+    "PrioritizedReplayBuffer",
     "register_dueling_policies",
 ]

@@ -1,3 +1,6 @@
+import io
+import pathlib
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -6,9 +9,10 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from torch.nn import functional as F
 
+from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
     DuelingDQNPolicy,
@@ -46,7 +50,7 @@ class DuelingDQN(DQN):
     :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
         Set to ``-1`` means to do as many gradient steps as steps done in the environment
         during the rollout.
-    :param replay_buffer_class: Replay buffer class to use (for instance ``HerReplayBuffer``).
+    :param replay_buffer_class: Replay buffer class to use (for instance ``PrioritizedReplayBuffer``).
         If ``None``, it will be automatically selected.
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
     :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
@@ -164,13 +168,33 @@ class DuelingDQN(DQN):
                 f"DuelingDQN needs a dueling policy (a subclass of DuelingDQNPolicy, or one of "
                 f"{sorted(self.policy_aliases)}), got policy={self.policy_class!r}"
             )
-        super()._setup_model()
+        if isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, PrioritizedReplayBuffer):
+            # The prioritized buffer computes n-step returns itself: SB3's warning that n_steps is
+            # ignored with a custom buffer class does not apply
+            self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+                super()._setup_model()
+        else:
+            super()._setup_model()
+        self._claim_replay_buffer()
+
+    def _claim_replay_buffer(self) -> None:
+        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
+            self.replay_buffer.consumer = type(self).__name__
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        self._claim_replay_buffer()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
+        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
+            self.replay_buffer.anneal_beta(self._current_progress_remaining)
+            self.logger.record("train/per_beta", self.replay_buffer.beta)
 
         losses = []
         for _ in range(gradient_steps):
@@ -194,7 +218,7 @@ class DuelingDQN(DQN):
             current_q_values = aggregate(value, advantage, self.q_net.aggregation)
             current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
 
-            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            loss = self._loss(replay_data, current_q_values, target_q_values)
             # Kept on the device: one synchronisation per train() call, not one per gradient step
             losses.append(loss.detach())
 
@@ -213,6 +237,21 @@ class DuelingDQN(DQN):
         advantage = advantage.detach()
         self.logger.record("train/value_mean", value.detach().mean().item())
         self.logger.record("train/advantage_range", (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item())
+
+    def _loss(
+        self,
+        replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples,
+        current_q_values: th.Tensor,
+        target_q_values: th.Tensor,
+    ) -> th.Tensor:
+        """The Huber loss; with prioritized replay, weighted per sample, and the priorities updated."""
+        if not isinstance(replay_data, PrioritizedReplayBufferSamples):
+            return F.smooth_l1_loss(current_q_values, target_q_values)
+        # Importance-sampling weights correct the bias of prioritized sampling (Schaul et al. 2016, eq. 3 and alg. 1)
+        losses = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
+        td_errors = (current_q_values - target_q_values).detach().cpu().numpy()
+        self.replay_buffer.update_priorities(replay_data.indices, td_errors)  # type: ignore[union-attr]
+        return (replay_data.weights * losses).mean()
 
     def learn(
         self: SelfDuelingDQN,
