@@ -1,0 +1,52 @@
+"""The sum tree against a brute-force reference: sums, prefix-sum searches, updates."""
+
+import numpy as np
+import pytest
+
+from sb3_dueling.sum_tree import SumTree
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 5, 8, 100, 1000])
+def test_sums_and_searches_match_brute_force(capacity):
+    rng = np.random.default_rng(capacity)
+    tree = SumTree(capacity)
+    priorities = np.zeros(capacity)
+    for _ in range(20):
+        indices = rng.integers(0, capacity, size=rng.integers(1, 2 * capacity + 1))
+        values = rng.random(len(indices)) * rng.choice([0.0, 1.0, 100.0], size=len(indices))
+        tree.update(indices, values)
+        for index, value in zip(indices, values, strict=True):  # the last write of an index wins
+            priorities[index] = value
+        np.testing.assert_allclose(tree[np.arange(capacity)], priorities)
+        assert tree.total == pytest.approx(priorities.sum())
+        if priorities.sum() == 0:
+            continue
+        targets = rng.random(500) * priorities.sum()
+        expected = np.searchsorted(np.cumsum(priorities), targets, side="right")
+        np.testing.assert_array_equal(tree.find(targets), expected)
+
+
+def test_zero_priorities_are_never_found_even_at_the_total():
+    tree = SumTree(6)
+    tree.update(np.arange(6), [0.0, 1.0, 0.0, 2.0, 0.0, 0.0])
+    found = tree.find([0.0, 0.5, 1.0, 2.9999, 3.0, 3.5, np.nextafter(3.0, 4.0)])
+    np.testing.assert_array_equal(found, [1, 1, 3, 3, 3, 3, 3])
+
+
+def test_repeated_updates_do_not_drift():
+    tree = SumTree(1000)
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        tree.update(rng.integers(0, 1000, size=64), rng.random(64) * 1e3)
+    assert tree.total == pytest.approx(tree[np.arange(1000)].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("capacity", [0, -1, 2.5, "8"])
+def test_bad_capacity(capacity):
+    with pytest.raises(ValueError, match="capacity"):
+        SumTree(capacity)
+
+
+def test_out_of_range_leaf():
+    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+        SumTree(4).update([4], [1.0])
