@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch as th
 import yaml
 from stable_baselines3 import DQN
+from stable_baselines3.common.save_util import load_from_pkl
 
 from sb3_dueling import DuelingDQN
 from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG
@@ -100,6 +102,16 @@ def test_optimize_on_sqlite_and_resume(tmp_path):
     study = optuna.load_study(study_name="dueling_dqn_CartPole-v1", storage=storage)
     assert len(study.trials) == 3
     assert {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
+
+
+def test_prioritized_replay_from_yaml(tmp_path):
+    config = yaml.safe_load(DUELING_DQN_CONFIG.read_text())["CartPole-v1"]
+    config.update(replay_buffer_class="PrioritizedReplayBuffer", replay_buffer_kwargs="dict(alpha=0.7, beta=0.5)")
+    (tmp_path / "per.yml").write_text(yaml.safe_dump({"CartPole-v1": {**config, "learning_starts": 100}}))
+    run([*ZOO, "train", *QUICK, "-conf", "per.yml", "-f", "logs", "--eval-freq", "-1", "--save-replay-buffer"], tmp_path)
+    buffer = load_from_pkl(tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1" / "replay_buffer.pkl")
+    assert type(buffer).__name__ == "PrioritizedReplayBuffer" and (buffer.alpha, buffer.initial_beta) == (0.7, 0.5)
+    assert len(np.unique(buffer.tree[np.arange(buffer.pos)])) > 10  # train() wrote priorities back
 
 
 def test_stock_zoo_with_gym_packages(tmp_path):

@@ -7,8 +7,9 @@ hyperparameter files. Needs the ``zoo`` extra (``pip install sb3_dueling[zoo]``)
 
 from pathlib import Path
 
-from rl_zoo3 import hyperparams_opt, utils
+from rl_zoo3 import exp_manager, hyperparams_opt, utils
 
+from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
 from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
 
@@ -25,6 +26,10 @@ def register_zoo() -> None:
     utils.ALGOS.setdefault(ALGO, DuelingDQN)
     hyperparams_opt.HYPERPARAMS_SAMPLER.setdefault(ALGO, sample_dueling_dqn_params)
     hyperparams_opt.HYPERPARAMS_CONVERTER.setdefault(ALGO, convert_dueling_dqn_params)
+    # The Zoo evaluates a YAML `replay_buffer_class` string in its exp_manager module (as it does for
+    # HerReplayBuffer): our buffers must be names there
+    for buffer_class in (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer):
+        vars(exp_manager).setdefault(buffer_class.__name__, buffer_class)
 
 
 __all__ = ["ALGO", "DQN_CONFIG", "DUELING_DQN_CONFIG", "register_zoo"]
