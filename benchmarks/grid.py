@@ -32,7 +32,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from tqdm import tqdm
 
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
-from sb3_dueling import DuelingDQN
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -47,6 +47,9 @@ class Algorithm:
 ALGORITHMS = {
     "DuelingDQN": Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml"),
     "DuelingDQN(double_q=False)": Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"double_q": False}),
+    "DuelingDQN+PER": Algorithm(
+        DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"replay_buffer_class": PrioritizedReplayBuffer}
+    ),
     "DQN": Algorithm(DQN, ZOO_FOLDER / "dqn.yml"),
     "QRDQN": Algorithm(QRDQN, ZOO_FOLDER / "qrdqn.yml"),
 }

@@ -6,13 +6,16 @@ Statistics, plots and ``docs/benchmark.md`` from the result files of ``benchmark
 All statistics are rliable's (Agarwal et al. 2021): the interquartile mean (IQM) of the final
 evaluation returns with 95% stratified-bootstrap confidence intervals, per environment and over
 all environments (returns normalised by a random policy's and the goal's score), the probability
-that DuelingDQN improves on DQN, and sample-efficiency curves (IQM over the evaluations, with
-CI bands). Speed and memory are the medians over the seeds of the same runs.
+that DuelingDQN improves on DQN (and prioritized replay on DuelingDQN), and sample-efficiency
+curves (IQM over the evaluations, with CI bands). Speed and memory are the medians over the seeds
+of the same runs. Result files written with other hyperparameters than the YAML files have now
+are left out (and named in the report).
 """
 
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import numpy as np
 from rliable import library as rly
 from rliable import metrics
 
-from benchmarks.grid import RESULTS
+from benchmarks.grid import RESULTS, Run, is_current
 
 DOCS = Path(__file__).parents[1] / "docs"
 # (score of a uniformly random policy, goal of the benchmark issue): normalised = (x - random) / (goal - random)
@@ -34,16 +37,23 @@ REFERENCE_SCORES = {
     "LunarLander-v3": (-180.0, 230.0),
     "MountainCar-v0": (-200.0, -105.0),
 }
-CANDIDATE, BASELINE = "DuelingDQN", "DQN"
+BASELINE = "DQN"
+# (candidate, baseline) pairs for the probability of improvement
+COMPARISONS = [("DuelingDQN", BASELINE), ("DuelingDQN+PER", "DuelingDQN")]
 Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
 
 
-def load_results(results: Path) -> Records:
+def load_results(results: Path) -> tuple[Records, list[Path]]:
+    """The current results (env -> algo -> runs), and the files run with other hyperparameters than the YAML's."""
     records: Records = defaultdict(lambda: defaultdict(list))
+    stale = []
     for path in sorted(results.glob("*/*/seed_*.json")):
         record = json.loads(path.read_text())
-        records[record["env"]][record["algo"]].append(record)
-    return records
+        if is_current(Run(record["algo"], record["env"], record["seed"]), results):
+            records[record["env"]][record["algo"]].append(record)
+        else:
+            stale.append(path)
+    return records, stale
 
 
 def iqm(scores: np.ndarray) -> np.ndarray:
@@ -91,13 +101,16 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
         points, intervals = rly.get_interval_estimates(overall_scores, iqm, reps=reps, random_state=state())
         overall = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
-    improvement = {}
-    pairs = {env: (finals[env][CANDIDATE], finals[env][BASELINE]) for env in envs if {CANDIDATE, BASELINE} <= set(finals[env])}
-    if {CANDIDATE, BASELINE} <= set(overall_scores):
-        pairs["all (normalised)"] = (overall_scores[CANDIDATE], overall_scores[BASELINE])
-    for name, pair in pairs.items():
-        points, intervals = rly.get_interval_estimates({name: pair}, metrics.probability_of_improvement, reps=reps)
-        improvement[name] = with_interval(points[name], intervals[name])
+    improvement: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for candidate, baseline in COMPARISONS:
+        pairs = {
+            env: (finals[env][candidate], finals[env][baseline]) for env in envs if {candidate, baseline} <= set(finals[env])
+        }
+        if {candidate, baseline} <= set(overall_scores):
+            pairs["all (normalised)"] = (overall_scores[candidate], overall_scores[baseline])
+        for name, pair in pairs.items():
+            points, intervals = rly.get_interval_estimates({name: pair}, metrics.probability_of_improvement, reps=reps)
+            improvement.setdefault(f"{candidate} over {baseline}", {})[name] = with_interval(points[name], intervals[name])
 
     curves = {}
     for env in envs:
@@ -171,7 +184,7 @@ def format_interval(values: tuple[float, float, float], digits: int = 1) -> str:
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path) -> None:
+def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, stale: Sequence[Path] = ()) -> None:
     envs, algos = summary["envs"], summary["algos"]
     relative = {name: image.relative_to(path.parent) for name, image in images.items()}
     missing = [env for env in REFERENCE_SCORES if env not in envs]
@@ -186,6 +199,11 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path) -
         "`dueling_dqn.yml` for DuelingDQN, the RL Zoo's `dqn.yml` and `qrdqn.yml` for DQN and QR-DQN).",
         "",
         *([partial, ""] if missing else []),
+        *(
+            [f"Left out: {len(stale)} result file(s) run with other hyperparameters than the YAML files have now.", ""]
+            if stale
+            else []
+        ),
         f"![learning curves]({relative['curves']})",
         "",
         "## Final return, IQM [95% CI]",
@@ -200,14 +218,14 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path) -
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     seeds = {env: {algo: summary["resources"][env][algo][2] for algo in summary["resources"][env]} for env in envs}
     lines += ["", f"Seeds per cell: {seeds}.", "", f"![final IQM]({relative['iqm']})", ""]
-    if summary["improvement"]:
+    for comparison, table in summary["improvement"].items():
         lines += [
-            f"## Probability that {CANDIDATE} improves on {BASELINE}",
+            f"## Probability of improvement: {comparison}",
             "",
             "| environment | P(improvement) [95% CI] |",
             "|---|---:|",
         ]
-        lines += [f"| {name} | {format_interval(value, 2)} |" for name, value in summary["improvement"].items()]
+        lines += [f"| {name} | {format_interval(value, 2)} |" for name, value in table.items()]
         lines.append("")
     lines += [
         "## Speed and memory (medians over the same runs)",
@@ -231,12 +249,12 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
     args = parser.parse_args()
-    records = load_results(args.results)
+    records, stale = load_results(args.results)
     if not records:
-        raise SystemExit(f"no result files under {args.results}: run python -m benchmarks.grid first")
+        raise SystemExit(f"no current result files under {args.results}: run python -m benchmarks.grid first")
     summary = summarise(records, reps=args.reps)
     images = plot(summary, args.docs / "images")
-    write_report(summary, images, args.docs / "benchmark.md")
+    write_report(summary, images, args.docs / "benchmark.md", stale)
     print(f"wrote {args.docs / 'benchmark.md'} and {', '.join(str(p) for p in images.values())}")
 
 

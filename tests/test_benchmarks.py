@@ -1,6 +1,7 @@
 """The benchmark suite's own logic: grid, resume, one real (tiny) run, statistics and report."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -78,19 +79,23 @@ def synthetic_results(folder, shift: float) -> None:
                 curve = [base / 2 + rng.normal(), base + offset + rng.normal()]
                 record = {"algo": algo, "env": env, "seed": seed, "timesteps": [5000, 10000], "eval_returns": curve}
                 record.update(final_return=curve[-1], steps_per_second=1000.0 + offset, peak_rss_mb=300.0)
+                record["hyperparams"] = {k: repr(v) for k, v in hyperparameters(Run(algo, env, seed)).items()}
                 write_json_atomically(record, Run(algo, env, seed).path(folder))
 
 
 def test_statistics_on_synthetic_results(tmp_path):
     synthetic_results(tmp_path, shift=50.0)
-    summary = summarise(load_results(tmp_path), reps=200)
+    records, stale = load_results(tmp_path)
+    assert stale == []
+    summary = summarise(records, reps=200)
     assert summary["envs"] == ["CartPole-v1", "Acrobot-v1"]
     point, low, high = summary["per_env"]["CartPole-v1"]["DuelingDQN"]
     assert point == pytest.approx(350.0, abs=1.0) and low <= point <= high
     assert summary["per_env"]["CartPole-v1"]["DQN"][0] == pytest.approx(300.0, abs=1.0)
     # every DuelingDQN run beats every DQN run: probability of improvement 1
-    assert summary["improvement"]["CartPole-v1"][0] == pytest.approx(1.0)
-    assert summary["improvement"]["all (normalised)"][0] == pytest.approx(1.0)
+    improvement = summary["improvement"]["DuelingDQN over DQN"]
+    assert improvement["CartPole-v1"][0] == pytest.approx(1.0)
+    assert improvement["all (normalised)"][0] == pytest.approx(1.0)
     # normalised over envs: (350 - 22) / (500 - 22) and (-70 + 500) / (-75 + 500) for DuelingDQN
     assert summary["overall"]["DuelingDQN"][0] == pytest.approx(np.mean([328 / 478, 430 / 425]), abs=0.02)
     assert len(summary["curves"]["Acrobot-v1"]["iqm"]["DQN"]) == 2
@@ -98,12 +103,17 @@ def test_statistics_on_synthetic_results(tmp_path):
 
 def test_report_is_generated(tmp_path):
     synthetic_results(tmp_path / "results", shift=-20.0)
-    summary = summarise(load_results(tmp_path / "results"), reps=100)
+    stale_run = Run("DQN", "CartPole-v1", 10)
+    write_json_atomically({**asdict(stale_run), "hyperparams": {"learning_rate": "1.0"}}, stale_run.path(tmp_path / "results"))
+    records, stale = load_results(tmp_path / "results")
+    assert stale == [stale_run.path(tmp_path / "results")] and len(records["CartPole-v1"]["DQN"]) == 10
+    summary = summarise(records, reps=100)
     images = plot(summary, tmp_path / "docs" / "images")
-    write_report(summary, images, tmp_path / "docs" / "benchmark.md")
+    write_report(summary, images, tmp_path / "docs" / "benchmark.md", stale)
     report = (tmp_path / "docs" / "benchmark.md").read_text()
     assert "![learning curves](images/learning_curves.png)" in report
     assert "| CartPole-v1 | 0.00 [0.00, 0.00] |" in report  # DuelingDQN is worse in every seed here
+    assert "Left out: 1 result file(s) run with other hyperparameters" in report
     assert "| Acrobot-v1 | DuelingDQN | 980 | 300 | 0.980 | 1.000 |" in report
     for image in images.values():
         assert image.stat().st_size > 10_000 and image.read_bytes()[:4] == b"\x89PNG"
