@@ -177,6 +177,30 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self, positions: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
     ) -> tuple[th.Tensor | TensorDict, th.Tensor, th.Tensor | TensorDict, th.Tensor, th.Tensor, th.Tensor | None]:
         """The transitions at (position, env) pairs, with n-step returns when ``n_steps > 1``."""
+        if self.n_steps == 1:
+            final, discounts = positions, None
+            returns = self._normalize_reward(self.rewards[positions, env_indices].reshape(-1, 1), env)
+        else:
+            final, returns, discounts = self._n_step_returns(positions, env_indices, env)
+        # Only terminations stop bootstrapping, not timeouts (timeouts are all zero unless handled)
+        dones = self.dones[final, env_indices] * (1 - self.timeouts[final, env_indices])
+        if self.optimize_memory_usage:
+            next_observations = self._select(self.observations, (final + 1) % self.buffer_size, env_indices)
+        else:
+            next_observations = self._select(self.next_observations, final, env_indices)
+        return (
+            self._to_torch(self._normalize_obs(self._select(self.observations, positions, env_indices), env)),
+            self.to_torch(self.actions[positions, env_indices]),
+            self._to_torch(self._normalize_obs(next_observations, env)),
+            self.to_torch(dones.reshape(-1, 1).astype(np.float32)),
+            self.to_torch(returns.astype(np.float32)),
+            None if discounts is None else self.to_torch(discounts.reshape(-1, 1).astype(np.float32)),
+        )
+
+    def _n_step_returns(
+        self, positions: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The position of the last step taken, the discounted return and gamma ** steps taken."""
         steps = np.arange(self.n_steps)
         indices = (positions[:, None] + steps) % self.buffer_size  # [batch, n_steps]
         envs = env_indices[:, None]
@@ -188,22 +212,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         taken = steps <= last[:, None]
         rewards = self._normalize_reward(self.rewards[indices, envs], env)
         returns = (rewards * self.gamma**steps * taken).sum(axis=1, keepdims=True)
-        final = indices[np.arange(len(positions)), last]
-        # Only terminations stop bootstrapping, not timeouts (timeouts are all zero unless handled)
-        dones = self.dones[final, env_indices] * (1 - self.timeouts[final, env_indices])
-        if self.optimize_memory_usage:
-            next_observations = self._select(self.observations, (final + 1) % self.buffer_size, env_indices)
-        else:
-            next_observations = self._select(self.next_observations, final, env_indices)
-        discounts = self.gamma ** (last + 1.0) if self.n_steps > 1 else None
-        return (
-            self._to_torch(self._normalize_obs(self._select(self.observations, positions, env_indices), env)),
-            self.to_torch(self.actions[positions, env_indices]),
-            self._to_torch(self._normalize_obs(next_observations, env)),
-            self.to_torch(dones.reshape(-1, 1).astype(np.float32)),
-            self.to_torch(returns.astype(np.float32)),
-            None if discounts is None else self.to_torch(discounts.reshape(-1, 1).astype(np.float32)),
-        )
+        return indices[np.arange(len(positions)), last], returns, self.gamma ** (last + 1.0)
 
     @staticmethod
     def _select(

@@ -170,7 +170,8 @@ def test_replay_buffer_save_load_keeps_priorities(tmp_path):
     model.save_replay_buffer(tmp_path / "buffer.pkl")
     fresh = DuelingDQN("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedReplayBuffer, seed=1, **SMALL)
     fresh.load_replay_buffer(tmp_path / "buffer.pkl")
-    np.testing.assert_array_equal(fresh.replay_buffer.tree.nodes, model.replay_buffer.tree.nodes)
+    for fresh_level, level in zip(fresh.replay_buffer.tree.levels, model.replay_buffer.tree.levels, strict=True):
+        np.testing.assert_array_equal(fresh_level, level)
     assert fresh.replay_buffer.max_priority == model.replay_buffer.max_priority
     fresh.learn(100, reset_num_timesteps=False)  # claimed again by the new DuelingDQN
 

@@ -6,10 +6,11 @@ import pytest
 from sb3_dueling.sum_tree import SumTree
 
 
-@pytest.mark.parametrize("capacity", [1, 2, 5, 8, 100, 1000])
-def test_sums_and_searches_match_brute_force(capacity):
+@pytest.mark.parametrize("fanout", [2, 3, 32])
+@pytest.mark.parametrize("capacity", [1, 2, 5, 8, 100, 1000, 1025])
+def test_sums_and_searches_match_brute_force(capacity, fanout):
     rng = np.random.default_rng(capacity)
-    tree = SumTree(capacity)
+    tree = SumTree(capacity, fanout)
     priorities = np.zeros(capacity)
     for _ in range(20):
         indices = rng.integers(0, capacity, size=rng.integers(1, 2 * capacity + 1))
@@ -26,8 +27,9 @@ def test_sums_and_searches_match_brute_force(capacity):
         np.testing.assert_array_equal(tree.find(targets), expected)
 
 
-def test_zero_priorities_are_never_found_even_at_the_total():
-    tree = SumTree(6)
+@pytest.mark.parametrize("fanout", [2, 4, 32])
+def test_zero_priorities_are_never_found_even_at_the_total(fanout):
+    tree = SumTree(6, fanout)
     tree.update(np.arange(6), [0.0, 1.0, 0.0, 2.0, 0.0, 0.0])
     found = tree.find([0.0, 0.5, 1.0, 2.9999, 3.0, 3.5, np.nextafter(3.0, 4.0)])
     np.testing.assert_array_equal(found, [1, 1, 3, 3, 3, 3, 3])
@@ -41,10 +43,20 @@ def test_repeated_updates_do_not_drift():
     assert tree.total == pytest.approx(tree[np.arange(1000)].sum(), rel=1e-12)
 
 
-@pytest.mark.parametrize("capacity", [0, -1, 2.5, "8"])
+@pytest.mark.parametrize("capacity", [0, -1, 2.5, "8", True])
 def test_bad_capacity(capacity):
     with pytest.raises(ValueError, match="capacity"):
         SumTree(capacity)
+
+
+@pytest.mark.parametrize("fanout", [1, 0, 2.0])
+def test_bad_fanout(fanout):
+    with pytest.raises(ValueError, match="fanout"):
+        SumTree(8, fanout)
+
+
+def test_memory_is_about_one_float_per_leaf():
+    assert SumTree(1_000_000).nbytes < 1.04 * 8 * 1_000_000
 
 
 def test_out_of_range_leaf():
