@@ -8,11 +8,14 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
 from torch.nn import functional as F
 
 from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from sb3_dueling.guards import StepCheckNan
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
     DuelingDQNPolicy,
@@ -64,6 +67,10 @@ class DuelingDQN(DQN):
     :param max_grad_norm: The maximum value for the gradient clipping (10 in the paper)
     :param double_q: Use the Double DQN target, as the paper does: the online network picks the
         next action, the target network values it. ``False`` gives DQN's max target.
+    :param check_finite: Guard the training: stop with a ``FloatingPointError`` at the first non-finite loss
+        (Q-values, targets) or gradient, before the optimizer step, so the network stays the last finite one;
+        and with a ``ValueError`` naming the env step at the first non-finite observation or reward
+        (SB3's ``VecCheckNan``). Costs one synchronisation per gradient step.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -112,6 +119,7 @@ class DuelingDQN(DQN):
         exploration_final_eps: float = 0.05,
         max_grad_norm: float = 10,
         double_q: bool = True,
+        check_finite: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -122,6 +130,8 @@ class DuelingDQN(DQN):
     ) -> None:
         if not isinstance(double_q, bool):
             raise TypeError(f"double_q must be a bool, got {double_q!r}")
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"check_finite must be a bool, got {check_finite!r}")
         if env is not None:
             env = maybe_make_env(env, verbose)
             if not isinstance(env.action_space, spaces.Discrete):
@@ -158,6 +168,7 @@ class DuelingDQN(DQN):
             _init_setup_model=False,
         )
         self.double_q = double_q
+        self.check_finite = check_finite
 
         if _init_setup_model:
             self._setup_model()
@@ -222,10 +233,14 @@ class DuelingDQN(DQN):
             # Kept on the device: one synchronisation per train() call, not one per gradient step
             losses.append(loss.detach())
 
+            if self.check_finite and not th.isfinite(loss):
+                self._stop_non_finite("loss (Q-values or their targets)")
             self.policy.optimizer.zero_grad()
             loss.backward()
             # Only the online network has gradients: the target network's parameters need no visit
-            th.nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
+            grad_norm = th.nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
+            if self.check_finite and not th.isfinite(grad_norm):
+                self._stop_non_finite("gradient")
             self.policy.optimizer.step()
 
         self._n_updates += gradient_steps
@@ -237,6 +252,24 @@ class DuelingDQN(DQN):
         advantage = advantage.detach()
         self.logger.record("train/value_mean", value.detach().mean().item())
         self.logger.record("train/advantage_range", (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item())
+
+    def _stop_non_finite(self, what: str) -> None:
+        raise FloatingPointError(
+            f"non-finite {what} at env step {self.num_timesteps}, gradient update {self._n_updates + 1}: "
+            "training stopped before the optimizer step (the network keeps its last finite weights)"
+        )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self.check_finite and self.env is not None and not is_vecenv_wrapped(self.env, VecCheckNan):
+            self.env = StepCheckNan(self.env, 0 if reset_num_timesteps else self.num_timesteps)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def _loss(
         self,

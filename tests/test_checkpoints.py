@@ -1,0 +1,300 @@
+"""Crash-safe checkpoints, exact resume, damaged files, a full disk, and the non-finite guard."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling.checkpoints import (
+    MANIFEST,
+    CheckpointError,
+    ResumableCheckpointCallback,
+    find_latest_checkpoint,
+    load_checkpoint,
+    load_model_file,
+    read_manifest,
+    resume_training,
+    save_checkpoint,
+)
+
+SMALL = dict(learning_starts=100, buffer_size=2000, batch_size=16, train_freq=4, target_update_interval=50)
+SMALL = dict(SMALL, policy_kwargs=dict(net_arch=[32]), exploration_fraction=0.5)
+
+
+def new_model(seed: int = 0, **kwargs) -> DuelingDQN:
+    return DuelingDQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=seed), seed=seed, **SMALL, **kwargs)
+
+
+def test_checkpoints_are_written_and_pruned(tmp_path):
+    model = new_model()
+    model.learn(1000, callback=ResumableCheckpointCallback(200, tmp_path, keep=2))
+    entries = read_manifest(tmp_path)
+    assert [entry["timesteps"] for entry in entries] == [800, 1000]  # every 200 steps and at the end, newest 2 kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "step_000000000800", "step_000000001000"]
+    assert set(entries[-1]["files"]) == {"model.zip", "replay_buffer.pkl", "envs.pkl", "state.pkl"}
+    assert find_latest_checkpoint(tmp_path) == tmp_path / "step_000000001000"
+
+
+def snapshot(model) -> dict:
+    buffer = model.replay_buffer
+    return {
+        "counters": (model.num_timesteps, model._n_updates, model._n_calls, model._episode_num, model.exploration_rate),
+        "buffer": [getattr(buffer, name).copy() for name in ("observations", "actions", "rewards", "dones", "timeouts")],
+        "position": (buffer.pos, buffer.full),
+        "parameters": [p.detach().clone() for p in model.policy.parameters()],
+    }
+
+
+@pytest.mark.parametrize("buffer_class", [None, PrioritizedReplayBuffer])
+def test_resume_is_exact(tmp_path, buffer_class):
+    """
+    Guaranteed (CPU, one process, envs that pickle): a run interrupted at a checkpoint and resumed gives
+    the same step and update counters, exploration rate, replay buffer (contents and priorities) and
+    network parameters as the uninterrupted run. Not guaranteed: the same on GPU (non-deterministic
+    kernels), or with envs that cannot be pickled (they restart their episode on resume).
+    """
+    kwargs = dict(replay_buffer_class=buffer_class, n_steps=3)
+    uninterrupted = new_model(**kwargs)
+    uninterrupted.learn(1200, callback=ResumableCheckpointCallback(600, tmp_path / "a", keep=5))
+    expected = snapshot(uninterrupted)
+
+    interrupted = new_model(**kwargs)
+    interrupted.learn(1200, callback=ResumableCheckpointCallback(600, tmp_path / "b", keep=5))
+    # a crash right after the checkpoint at step 600: everything after it is lost
+    for entry in read_manifest(tmp_path / "b")[1:]:
+        (tmp_path / "b" / entry["name"] / "model.zip").unlink()
+    with pytest.warns(UserWarning, match="skipping a damaged checkpoint"):
+        resumed = resume_training(tmp_path / "b", total_timesteps=1200, save_freq=600)
+    got = snapshot(resumed)
+    assert got["counters"] == expected["counters"] and got["position"] == expected["position"]
+    for got_array, expected_array in zip(got["buffer"], expected["buffer"], strict=True):
+        np.testing.assert_array_equal(got_array, expected_array)
+    for got_param, expected_param in zip(got["parameters"], expected["parameters"], strict=True):
+        th.testing.assert_close(got_param, expected_param, rtol=0, atol=0)
+    if buffer_class is not None:
+        np.testing.assert_array_equal(resumed.replay_buffer.tree.levels[0], uninterrupted.replay_buffer.tree.levels[0])
+
+
+def test_resume_with_vec_normalize_restarts_episodes(tmp_path):
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=2, seed=0))
+    model = DuelingDQN("MlpPolicy", env, seed=0, **SMALL)
+    model.learn(400, callback=ResumableCheckpointCallback(200, tmp_path))
+    assert "envs.pkl" not in read_manifest(tmp_path)[-1]["files"]  # VecNormalize does not pickle its envs
+    with pytest.raises(CheckpointError, match="pass the envs"):
+        load_checkpoint(tmp_path)
+    resumed = load_checkpoint(tmp_path, env=make_vec_env("CartPole-v1", n_envs=2, seed=1))
+    restored = resumed.get_vec_normalize_env()
+    np.testing.assert_array_equal(restored.obs_rms.mean, env.obs_rms.mean)
+    last = (resumed.replay_buffer.pos - 1) % resumed.replay_buffer.buffer_size
+    assert np.all(resumed.replay_buffer.timeouts[last] + resumed.replay_buffer.dones[last] > 0)
+    resumed.learn(200, reset_num_timesteps=False)
+    assert resumed.num_timesteps >= 600
+
+
+def damage(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        data[len(data) // 3] ^= 0x40
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+@pytest.mark.parametrize("name", ["model.zip", "replay_buffer.pkl", "state.pkl"])
+def test_a_damaged_checkpoint_is_named_and_the_previous_one_used(tmp_path, how, name):
+    model = new_model()
+    model.learn(600, callback=ResumableCheckpointCallback(200, tmp_path, keep=3))
+    newest = tmp_path / read_manifest(tmp_path)[-1]["name"] / name
+    damage(newest, how)
+    with pytest.warns(UserWarning, match=str(newest)):
+        assert find_latest_checkpoint(tmp_path) == tmp_path / "step_000000000400"
+    with pytest.warns(UserWarning):
+        assert load_checkpoint(tmp_path).num_timesteps == 400
+    for entry in read_manifest(tmp_path)[:-1]:  # the newest is damaged already
+        damage(tmp_path / entry["name"] / name, how)
+    with pytest.raises(CheckpointError, match="no intact checkpoint"), pytest.warns(UserWarning):
+        load_checkpoint(tmp_path)
+
+
+def test_foreign_and_incompatible_files(tmp_path):
+    foreign = tmp_path / "foreign.zip"
+    foreign.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match=r"foreign\.zip: not a loadable DuelingDQN model"):
+        load_model_file(foreign, DuelingDQN)
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_model_file(tmp_path / "missing.zip", DuelingDQN)
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        load_checkpoint(tmp_path)
+
+    model = new_model()
+    model.learn(200, callback=ResumableCheckpointCallback(200, tmp_path / "run"))
+    manifest = tmp_path / "run" / MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": 99}))
+    with pytest.raises(CheckpointError, match="format 99; this sb3_dueling reads format 1"):
+        load_checkpoint(tmp_path / "run")
+    manifest.write_text("{ not json")
+    with pytest.raises(CheckpointError, match="not a valid checkpoint manifest"):
+        load_checkpoint(tmp_path / "run")
+    # a callback refuses a folder with a foreign manifest before training starts
+    with pytest.raises(CheckpointError, match="manifest"):
+        new_model().learn(100, callback=ResumableCheckpointCallback(50, tmp_path / "run"))
+
+
+def test_a_full_disk_loses_no_earlier_checkpoint(tmp_path, monkeypatch):
+    model = new_model()
+    model.learn(400, callback=ResumableCheckpointCallback(200, tmp_path))
+    before = read_manifest(tmp_path)
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def full_disk(descriptor):
+        calls["n"] += 1
+        if calls["n"] == 3:  # partway through the next checkpoint
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        model.learn(200, reset_num_timesteps=False, callback=ResumableCheckpointCallback(100, tmp_path))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert read_manifest(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, *(entry["name"] for entry in before)]  # no leftovers
+    assert load_checkpoint(tmp_path).num_timesteps == 400
+
+
+def test_stock_dqn_checkpoints_too(tmp_path):
+    model = DQN("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
+    model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path))
+    resumed = load_checkpoint(tmp_path)
+    assert type(resumed) is DQN and resumed.num_timesteps == 300
+
+
+@pytest.mark.parametrize("bad", [dict(save_freq=0), dict(save_freq=1.5), dict(keep=0)])
+def test_bad_callback_parameters(tmp_path, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ResumableCheckpointCallback(**{"save_freq": 100, "save_path": tmp_path, **bad})
+
+
+class NaNAfter(gym.Wrapper):
+    """Returns a NaN observation at its `step`-th step."""
+
+    def __init__(self, env: gym.Env, step: int) -> None:
+        super().__init__(env)
+        self.countdown = step
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.countdown -= 1
+        if self.countdown == 0:
+            obs = np.full_like(obs, np.nan)
+        return obs, reward, terminated, truncated, info
+
+
+def test_guard_names_the_step_of_a_non_finite_observation(tmp_path):
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0, wrapper_class=NaNAfter, wrapper_kwargs=dict(step=150))
+    model = DuelingDQN("MlpPolicy", env, seed=0, check_finite=True, **SMALL)
+    with pytest.raises(ValueError, match="non-finite value from the env at env step 150"):
+        model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path))
+    assert load_checkpoint(tmp_path, env=make_vec_env("CartPole-v1")).num_timesteps == 100
+
+
+def test_guard_stops_at_a_non_finite_loss_with_the_weights_intact(tmp_path):
+    model = new_model(check_finite=True)
+    model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path))
+    weights = [p.detach().clone() for p in model.q_net.parameters()]
+    with th.no_grad():
+        model.q_net_target.advantage_net[0].bias.fill_(float("nan"))  # targets become NaN
+    with pytest.raises(FloatingPointError, match=r"non-finite loss .* at env step"):
+        model.learn(200, reset_num_timesteps=False, callback=ResumableCheckpointCallback(100, tmp_path))
+    for before, after in zip(weights, model.q_net.parameters(), strict=True):
+        th.testing.assert_close(before, after.detach())
+    assert load_checkpoint(tmp_path).num_timesteps >= 300
+    with pytest.raises(TypeError, match="check_finite"):
+        new_model(check_finite="yes")
+
+
+TRAIN_SCRIPT = """
+import sys
+from sb3_dueling import DuelingDQN
+from sb3_dueling.checkpoints import ResumableCheckpointCallback, find_latest_checkpoint, resume_training
+from stable_baselines3.common.env_util import make_vec_env
+
+folder, total = sys.argv[1], int(sys.argv[2])
+if find_latest_checkpoint(folder) is None:
+    model = DuelingDQN("MlpPolicy", make_vec_env("CartPole-v1", seed=0), seed=0, learning_starts=100, buffer_size=5000,
+                       batch_size=16, train_freq=4, target_update_interval=50, policy_kwargs=dict(net_arch=[32]))
+    model.learn(total, callback=ResumableCheckpointCallback(100, folder, keep=2))
+else:
+    model = resume_training(folder, total, save_freq=100, keep=2)
+print("finished", model.num_timesteps)
+"""
+
+
+def kill_loop(folder: Path, total: int, kills: int, seed: int) -> int:
+    """Start training, SIGKILL it at random moments `kills` times, resume each time; return the kills survived."""
+    rng = random.Random(seed)
+    survived = 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = folder.parent / "kill_loop.log"
+    for attempt in range(kills + 1):
+        with open(log, "w") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-c", TRAIN_SCRIPT, str(folder), str(total)], env=env, stdout=output, stderr=output
+            )
+        if attempt < kills:
+            time.sleep(rng.uniform(2.0, 5.0))  # imports take about 2 s; then saves run every 100 steps
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            if process.returncode == 0:
+                break  # it finished before the kill
+            survived += 1
+            latest = find_latest_checkpoint(folder)  # after every kill, the newest checkpoint verifies and loads
+            if latest is not None:
+                assert load_checkpoint(latest).num_timesteps == int(latest.name.split("_")[1])
+        else:
+            assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
+    final = load_checkpoint(folder)
+    assert final.num_timesteps == total
+    return survived
+
+
+def test_training_survives_sigkill_at_random_moments(tmp_path):
+    survived = kill_loop(tmp_path, total=4000, kills=8, seed=0)
+    print(f"survived {survived} kills")
+    assert survived >= 4
+
+
+@pytest.mark.slow
+def test_training_survives_many_sigkills(tmp_path):
+    survived = kill_loop(tmp_path, total=20000, kills=40, seed=1)
+    print(f"survived {survived} kills")
+    assert survived >= 30
+
+
+def test_leftovers_of_a_crash_are_replaced(tmp_path):
+    model = new_model()
+    model.learn(200, callback=ResumableCheckpointCallback(100, tmp_path))
+    # a crash after a checkpoint folder was renamed into place but before the manifest named it,
+    # and one while a checkpoint was being assembled
+    (tmp_path / "step_000000000300").mkdir()
+    (tmp_path / "step_000000000300" / "model.zip").write_bytes(b"half")
+    (tmp_path / ".step_000000000300.999.tmp").mkdir()
+    model.learn(100, reset_num_timesteps=False)
+    assert save_checkpoint(model, tmp_path) == tmp_path / "step_000000000300"
+    assert load_checkpoint(tmp_path).num_timesteps == 300
+    assert not list(tmp_path.glob(".*.tmp"))
