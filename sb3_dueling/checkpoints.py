@@ -117,17 +117,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         th.cuda.set_rng_state_all(state["cuda"])
 
 
-def _has_vec_normalize(env: VecEnv) -> bool:
+def _find_vec_normalize(env: VecEnv) -> VecNormalize | None:
     while isinstance(env, VecEnvWrapper):
         if isinstance(env, VecNormalize):
-            return True
+            return env
         env = env.venv
-    return False
+    return None
 
 
 def _env_snapshot(env: VecEnv | None) -> bytes | None:
     """The envs, pickled, where that captures them whole (not across processes, files or VecNormalize)."""
-    if env is None or _has_vec_normalize(env):  # VecNormalize does not pickle the envs it wraps
+    if env is None or _find_vec_normalize(env) is not None:  # VecNormalize does not pickle the envs it wraps
         return None
     if isinstance(env, VecCheckNan):  # a guard that does not pickle; DuelingDQN(check_finite=True) adds it again
         env = env.venv
@@ -313,7 +313,13 @@ def load_checkpoint(path: Path | str, env: VecEnv | None = None, device: th.devi
     elif env is None:
         raise CheckpointError(path, "holds no snapshot of the envs: pass the envs to continue in as env=...")
     elif (path / VEC_NORMALIZE).exists():
-        env = VecNormalize.load(str(path / VEC_NORMALIZE), env)
+        saved = _load_pickle(path / VEC_NORMALIZE)
+        existing = _find_vec_normalize(env)
+        if existing is None:
+            saved.set_venv(env)
+            env = saved
+        else:  # the envs are normalized already (the Zoo's `normalize: true`): give them the saved statistics
+            existing.obs_rms, existing.ret_rms = saved.obs_rms, saved.ret_rms
     # With the envs restored, the episode in progress goes on from the saved last observation
     model = load_model_file(path / MODEL, cls, env=env, device=device, force_reset=not exact)
     if (path / REPLAY_BUFFER).exists():

@@ -1,7 +1,9 @@
 """The RL Zoo commands end to end, as a user runs them, in a temporary folder."""
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.save_util import load_from_pkl
 
 from sb3_dueling import DuelingDQN
+from sb3_dueling.checkpoints import read_manifest
 from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG
 
 ZOO = [sys.executable, "-m", "sb3_dueling.zoo"]
@@ -102,6 +105,25 @@ def test_optimize_on_sqlite_and_resume(tmp_path):
     study = optuna.load_study(study_name="dueling_dqn_CartPole-v1", storage=storage)
     assert len(study.trials) == 3
     assert {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
+
+
+def test_checkpoint_and_resume(tmp_path):
+    command = [*ZOO, "train", "--env", "CartPole-v1", "--seed", "0", "-f", "logs", "--eval-freq", "-1"]
+    params = ["-params", "train_freq:4", "gradient_steps:1", "learning_starts:100"]
+    run([*command, "-n", "600", "--checkpoint-freq", "200", *params], tmp_path)
+    checkpoints = tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1" / "checkpoints"
+    assert [entry["timesteps"] for entry in read_manifest(checkpoints)] == [200, 400, 600]
+    # resume from the checkpoint at 400, as after a crash there, up to a total of 1000 steps
+    shutil.rmtree(checkpoints / "step_000000000600")
+    manifest = json.loads((checkpoints / "manifest.json").read_text())
+    manifest["checkpoints"] = manifest["checkpoints"][:-1]
+    (checkpoints / "manifest.json").write_text(json.dumps(manifest))
+    resumed = run([*command, "-n", "1000", "--checkpoint-freq", "200", "--resume", str(checkpoints), *params], tmp_path)
+    assert "Resuming from" in resumed.stdout and "at step 400 of 1000" in resumed.stdout
+    model = DuelingDQN.load(tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_2" / "CartPole-v1.zip")
+    assert model.num_timesteps == 1000 and model._n_calls == 1000  # counters went on, not restarted
+    bad = run([*command, "--resume", str(tmp_path / "nowhere")], tmp_path, expect_ok=False)
+    assert bad.returncode == 2 and "--resume" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prioritized_replay_from_yaml(tmp_path):

@@ -13,6 +13,8 @@ The RL Zoo's commands, with ``dueling_dqn`` registered:
 folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that running the
 same command again resumes the study. Bad input (an unknown env id, an unknown hyperparameter, an
 unsupported or unreachable storage) stops it with a clear message and exit code 2.
+``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the
+newest one (see ``sb3_dueling.zoo.checkpointing``).
 """
 
 import argparse
@@ -139,8 +141,34 @@ def env_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare_checkpointing(args: list[str]) -> list[str]:
+    """Take ``--checkpoint-freq`` and ``--resume`` (ours, not the Zoo's) out of the arguments and set them up."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--checkpoint-freq", type=int, default=None)
+    parser.add_argument("--resume", type=Path, default=None)
+    known, rest = parser.parse_known_args(args)
+    if known.checkpoint_freq is not None and known.checkpoint_freq < 1:
+        raise UsageError(f"--checkpoint-freq must be a positive number of env steps, got {known.checkpoint_freq}")
+    if known.resume is not None:
+        from sb3_dueling.checkpoints import CheckpointError, find_latest_checkpoint
+
+        try:
+            if find_latest_checkpoint(known.resume) is None:
+                raise UsageError(f"--resume {known.resume}: no checkpoint there")
+        except CheckpointError as error:
+            raise UsageError(f"--resume: {error}") from error
+    from sb3_dueling.zoo.checkpointing import enable_checkpoints, enable_resume
+
+    if known.checkpoint_freq is not None:
+        enable_checkpoints(known.checkpoint_freq)
+    if known.resume is not None:
+        enable_resume(known.resume)
+    return rest
+
+
 def prepare_train(args: list[str]) -> list[str]:
     """Check the ``train`` arguments and add this package's defaults; returns the arguments for the Zoo."""
+    args = prepare_checkpointing(args)
     parser = env_parser()
     parser.add_argument("--algo", default=None)
     parser.add_argument("-conf", "--conf-file", default=None)
