@@ -93,8 +93,14 @@ def parse_net_arch(net_arch: NetArch) -> DuelingNetArch:
     return DuelingNetArch(**{key: [int(size) for size in sizes] for key, sizes in layers.items()})
 
 
-def check_dueling_options(aggregation: str, shared_gradient_scale: float) -> None:
-    """Raise a clear error for an unknown ``aggregation`` or a non-positive ``shared_gradient_scale``."""
+def check_dueling_options(aggregation: str, shared_gradient_scale: float, activation_fn: type[nn.Module]) -> None:
+    """Raise a clear error for an unknown ``aggregation``, a bad ``shared_gradient_scale`` or ``activation_fn``."""
+    if not (isinstance(activation_fn, type) and issubclass(activation_fn, nn.Module)):
+        raise TypeError(f"activation_fn must be a torch.nn.Module class such as nn.ReLU, got {activation_fn!r}")
+    try:
+        activation_fn()
+    except TypeError as error:
+        raise TypeError(f"activation_fn must take no arguments, like nn.ReLU; {activation_fn.__name__}(): {error}") from error
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
     if isinstance(shared_gradient_scale, bool) or not isinstance(shared_gradient_scale, (int, float)):
@@ -164,7 +170,7 @@ class DuelingQNetwork(QNetwork):
         if net_arch is None:
             net_arch = [64, 64]
         layers = parse_net_arch(net_arch)
-        check_dueling_options(aggregation, shared_gradient_scale)
+        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
 
         self.net_arch = net_arch  # type: ignore[assignment]  # a dict too, unlike QNetwork's
         self.activation_fn = activation_fn
@@ -283,7 +289,7 @@ class DuelingDQNPolicy(DQNPolicy):
             parse_net_arch(net_arch)
         if shared_gradient_scale is None:
             shared_gradient_scale = self.default_shared_gradient_scale
-        check_dueling_options(aggregation, shared_gradient_scale)
+        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
         # Read by make_q_net(), which DQNPolicy.__init__ calls.
         self.aggregation = aggregation
         self.shared_gradient_scale = shared_gradient_scale
