@@ -249,9 +249,15 @@ class DuelingDQN(DQN):
         self.logger.record("train/loss", th.stack(losses).mean().item())
         # Dueling diagnostics, on the last batch only (cheap): how good the states are, and how much
         # the choice of action matters in them.
-        advantage = advantage.detach()
-        self.logger.record("train/value_mean", value.detach().mean().item())
-        self.logger.record("train/advantage_range", (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item())
+        value, advantage = value.detach().flatten(), advantage.detach()
+        spread = advantage.amax(dim=1) - advantage.amin(dim=1)
+        self.logger.record("train/value_mean", value.mean().item())
+        self.logger.record("train/advantage_range", spread.mean().item())
+        # Their distributions over the batch as TensorBoard histograms: kept as tensors (no copy, no
+        # synchronisation) until the logs are written, every log_interval episodes
+        tensorboard_only = ("stdout", "log", "json", "csv")
+        self.logger.record("train/value_hist", value, exclude=tensorboard_only)
+        self.logger.record("train/advantage_range_hist", spread, exclude=tensorboard_only)
 
     def _stop_non_finite(self, what: str) -> None:
         raise FloatingPointError(

@@ -98,6 +98,10 @@ def test_train_logs_dueling_diagnostics(fixed_batch_model):
     spread = (advantage.amax(dim=1) - advantage.amin(dim=1)).mean().item()
     assert logged["train/advantage_range"] == pytest.approx(spread, rel=1e-5)
     assert logged["train/n_updates"] == 1
+    # the same as histograms, for TensorBoard only
+    th.testing.assert_close(logged["train/value_hist"], value.flatten())
+    th.testing.assert_close(logged["train/advantage_range_hist"], advantage.amax(dim=1) - advantage.amin(dim=1))
+    assert model.logger.name_to_excluded["train/value_hist"] == ("stdout", "log", "json", "csv")
 
 
 def test_train_updates_only_the_online_network(fixed_batch_model):
