@@ -180,13 +180,13 @@ class DuelingDQN(DQN):
                 f"{sorted(self.policy_aliases)}), got policy={self.policy_class!r}"
             )
         if isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, PrioritizedReplayBuffer):
-            # The prioritized buffer computes n-step returns itself: SB3's warning that n_steps is
-            # ignored with a custom buffer class does not apply
+            # The prioritized buffer computes n-step returns itself
             self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
-            with warnings.catch_warnings():
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps is ignored with a custom buffer class; with a buffer that has its n_steps
+            # (ours, or the NStepReplayBuffer a loaded model names) nothing is ignored
+            if "n_steps" in self.replay_buffer_kwargs:
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
-                super()._setup_model()
-        else:
             super()._setup_model()
         self._claim_replay_buffer()
 
