@@ -37,9 +37,9 @@ REFERENCE_SCORES = {
     "LunarLander-v3": (-180.0, 230.0),
     "MountainCar-v0": (-200.0, -105.0),
 }
-BASELINE = "DQN"
+CANDIDATE, BASELINE = "DuelingDQN", "DQN"
 # (candidate, baseline) pairs for the probability of improvement
-COMPARISONS = [("DuelingDQN", BASELINE), ("DuelingDQN+PER", "DuelingDQN")]
+COMPARISONS = [(CANDIDATE, BASELINE), ("DuelingDQN+PER", CANDIDATE)]
 Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
 
 
@@ -184,6 +184,29 @@ def format_interval(values: tuple[float, float, float], digits: int = 1) -> str:
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def goals_table(summary: dict[str, Any]) -> list[str]:
+    """The benchmark issue's goals for DuelingDQN: its IQM against the goal and against DQN's, per env."""
+    lines = [
+        f"## Goals: {CANDIDATE} (IQM of the final return) against the goal and against {BASELINE}",
+        "",
+        f"| environment | goal | {CANDIDATE} | goal met | {BASELINE} | {CANDIDATE} >= {BASELINE} | seeds |",
+        "|---|---:|---:|:---:|---:|:---:|---:|",
+    ]
+    for env in summary["envs"]:
+        results = summary["per_env"][env]
+        if CANDIDATE not in results:
+            continue
+        goal, candidate = REFERENCE_SCORES[env][1], results[CANDIDATE][0]
+        baseline = results[BASELINE][0] if BASELINE in results else None
+        versus = "-" if baseline is None else ("yes" if candidate >= baseline else "no")
+        seeds = summary["resources"][env][CANDIDATE][2]
+        lines.append(
+            f"| {env} | {goal:g} | {candidate:.1f} | {'yes' if candidate >= goal else 'no'} | "
+            f"{'-' if baseline is None else f'{baseline:.1f}'} | {versus} | {seeds} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, stale: Sequence[Path] = ()) -> None:
     envs, algos = summary["envs"], summary["algos"]
     relative = {name: image.relative_to(path.parent) for name, image in images.items()}
@@ -218,6 +241,7 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, s
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     seeds = {env: {algo: summary["resources"][env][algo][2] for algo in summary["resources"][env]} for env in envs}
     lines += ["", f"Seeds per cell: {seeds}.", "", f"![final IQM]({relative['iqm']})", ""]
+    lines += goals_table(summary)
     for comparison, table in summary["improvement"].items():
         lines += [
             f"## Probability of improvement: {comparison}",
