@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,38 @@ def test_prioritized_replay_from_yaml(tmp_path):
     buffer = load_from_pkl(tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1" / "replay_buffer.pkl")
     assert type(buffer).__name__ == "PrioritizedReplayBuffer" and (buffer.alpha, buffer.initial_beta) == (0.7, 0.5)
     assert len(np.unique(buffer.tree[np.arange(buffer.pos)])) > 10  # train() wrote priorities back
+
+
+def test_a_killed_workers_trial_is_failed_not_left_running(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    command = [*ZOO, "train", "--env", "CartPole-v1", "--seed", "0", "-optimize", "--storage", storage]
+    command += [
+        "--study-name",
+        "s",
+        "--n-evaluations",
+        "1",
+        "--eval-episodes",
+        "2",
+        "--no-optim-plots",
+        "--optuna-heartbeat",
+        "1",
+    ]
+    worker = subprocess.Popen([*command, "-n", "50000", "--n-trials", "1"], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until its trial runs and beats
+        time.sleep(1)
+        try:
+            if optuna.load_study(study_name="s", storage=storage).trials:
+                break
+        except KeyError:
+            continue  # the study is not created yet
+    time.sleep(2)
+    worker.kill()
+    worker.wait()
+    time.sleep(4)  # more than three missed beats
+    run([*command, "-n", "300", "--n-trials", "1"], tmp_path)
+    states = [trial.state for trial in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
 
 
 def test_stock_zoo_with_gym_packages(tmp_path):

@@ -13,6 +13,8 @@ The RL Zoo's commands, with ``dueling_dqn`` registered:
 folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that running the
 same command again resumes the study. Bad input (an unknown env id, an unknown hyperparameter, an
 unsupported or unreachable storage) stops it with a clear message and exit code 2.
+Database studies get a heartbeat (``--optuna-heartbeat SECONDS``, default 60): a killed worker's
+trial is marked FAIL once three beats are missed, instead of staying RUNNING.
 ``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the
 newest one (see ``sb3_dueling.zoo.checkpointing``).
 """
@@ -28,6 +30,7 @@ from typing import Any
 import yaml
 
 from sb3_dueling.zoo import ALGO, DQN_CONFIG, DUELING_DQN_CONFIG, register_zoo
+from sb3_dueling.zoo.studies import HEARTBEAT_INTERVAL, enable_heartbeat
 
 COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
 # Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
@@ -178,6 +181,11 @@ def prepare_train(args: list[str]) -> list[str]:
     parser.add_argument("--study-name", default=None)
     parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
     known, _ = parser.parse_known_args(args)
+    heartbeat = argparse.ArgumentParser(add_help=False)
+    heartbeat.add_argument("--optuna-heartbeat", type=int, default=HEARTBEAT_INTERVAL)
+    interval, args = heartbeat.parse_known_args(args)
+    if interval.optuna_heartbeat < 1:
+        raise UsageError(f"--optuna-heartbeat must be a positive number of seconds, got {interval.optuna_heartbeat}")
     if "-h" in args or "--help" in args:
         return args
 
@@ -210,6 +218,7 @@ def prepare_train(args: list[str]) -> list[str]:
             storage = f"sqlite:///{database}"
             args += ["--storage", storage]
         check_storage(storage)
+        enable_heartbeat(interval.optuna_heartbeat)
         print(f"Optuna study {study_name!r} in {storage.split('@')[-1]} (run the same command again to resume it)")
     elif known.storage is not None:
         check_storage(known.storage)
