@@ -12,6 +12,7 @@ maps of each stream's saliency per observation feature. Each episode's numbers a
 """
 
 import argparse
+import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -110,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--episodes, --max-steps and --scale must be positive")
         if args.out.exists() and any(args.out.iterdir()):
             raise UsageError(f"--out {args.out}: exists and is not empty (nothing there is overwritten); choose another")
-        for package in ["ale_py", *args.gym_packages]:
-            importlib.import_module(package)
+        with contextlib.suppress(ImportError):  # Atari ids, when ale-py is installed
+            importlib.import_module("ale_py")
+        for package in args.gym_packages:
+            try:
+                importlib.import_module(package)
+            except ImportError as error:
+                raise UsageError(f"--gym-packages {package}: {error}") from error
         model = load_dueling_model(args.model)
         env = make_env(args.env, model, args.seed)
     except UsageError as error:
