@@ -6,12 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy
 import torch as th
 import yaml
 from stable_baselines3 import DQN
@@ -20,6 +23,7 @@ from stable_baselines3.common.save_util import load_from_pkl
 from sb3_dueling import DuelingDQN
 from sb3_dueling.checkpoints import read_manifest
 from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG
+from sb3_dueling.zoo.studies import open_database_storage
 
 ZOO = [sys.executable, "-m", "sb3_dueling.zoo"]
 QUICK = ["--env", "CartPole-v1", "--seed", "0", "-n", "600"]
@@ -232,17 +236,70 @@ def test_unknown_command(tmp_path):
 
 
 POSTGRES_URL = os.environ.get("SB3_DUELING_TEST_POSTGRES_URL")
-
-
-@pytest.mark.skipif(
+needs_postgres = pytest.mark.skipif(
     POSTGRES_URL is None and os.environ.get("CI") != "true",
     reason="needs a PostgreSQL server: set SB3_DUELING_TEST_POSTGRES_URL (.ci/run starts one)",
 )
-def test_two_workers_share_a_postgresql_study(tmp_path):
+
+
+@pytest.fixture
+def empty_postgres_database() -> Iterator[str]:
+    """The URL of an empty database on the test server: a fresh schema, dropped afterwards."""
     assert POSTGRES_URL, "CI must provide SB3_DUELING_TEST_POSTGRES_URL (see .ci/run)"
-    study_name = f"two_workers_{os.getpid()}"
+    schema = f"test_{os.getpid()}_{time.monotonic_ns()}"
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@needs_postgres
+def test_workers_open_an_empty_database_together(empty_postgres_database):
+    # Without the retry, 3 in 4 of such workers failed here with a duplicate-key error from CREATE TYPE
+    start = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            open_database_storage(empty_postgres_database)
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert optuna.get_all_study_names(empty_postgres_database) == []  # the tables are there, and empty
+
+
+def test_opening_a_database_gives_up_with_the_database_error(monkeypatch):
+    calls = []
+
+    def racing_storage(*args, **kwargs):
+        calls.append(args)
+        raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing_storage)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="duplicate key"):
+        open_database_storage("sqlite:///unused.db", attempts=3)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        open_database_storage("sqlite:///unused.db", attempts=0)
+
+
+@needs_postgres
+def test_two_workers_share_a_postgresql_study(tmp_path, empty_postgres_database):
+    # Both workers start on an empty database, as on the first day of a shared study
+    study_name = "two_workers"
     command = [*ZOO, "train", *QUICK, "-optimize", "--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "2"]
-    command += ["--storage", POSTGRES_URL, "--study-name", study_name, "--no-optim-plots"]
+    command += ["--storage", empty_postgres_database, "--study-name", study_name, "--no-optim-plots"]
     workers = [
         subprocess.Popen(
             [*command, "-f", f"worker{i}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -253,7 +310,6 @@ def test_two_workers_share_a_postgresql_study(tmp_path):
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, out[-2000:] + err[-2000:]
         assert "Best trial:" in out and "Params:" in out
-    study = optuna.load_study(study_name=study_name, storage=POSTGRES_URL)
+    study = optuna.load_study(study_name=study_name, storage=empty_postgres_database)
     assert len(study.trials) == 4  # both workers' trials are in the one study
     assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
-    optuna.delete_study(study_name=study_name, storage=POSTGRES_URL)

@@ -1,12 +1,51 @@
-"""Optuna studies in a database with a heartbeat, so that a killed worker cannot leave its trial RUNNING forever."""
+"""
+Optuna studies in a database: safe to start from many workers at once, and with a heartbeat, so
+that a killed worker cannot leave its trial RUNNING forever.
+"""
 
+import random
+import time
 from typing import Any
 
 import optuna
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 #: Seconds between a worker's heartbeats; a trial without one for GRACE_FACTOR times as long is stale
 HEARTBEAT_INTERVAL = 60
 GRACE_FACTOR = 3
+#: Tries at opening a database storage whose tables another worker may be creating at that moment
+OPEN_ATTEMPTS = 5
+
+
+def open_database_storage(
+    url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, attempts: int = OPEN_ATTEMPTS
+) -> optuna.storages.RDBStorage:
+    """
+    Optuna's ``RDBStorage`` for ``url``, with a heartbeat, opened so that workers may start together.
+
+    The first worker on an empty database creates Optuna's tables. Two workers doing it at the same
+    moment race in the server (PostgreSQL: ``duplicate key ... pg_type_typname_nsp_index``, or
+    ``relation ... already exists``): the loser's tables exist by then, so it tries again after a
+    short random pause instead of failing.
+
+    :param url: a SQLAlchemy database URL (``sqlite:///...``, ``postgresql://...``, ``mysql://...``)
+    :param heartbeat_interval: seconds between heartbeats
+    :param attempts: how many times to try before the database's error is raised
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
+
+    def open_storage() -> optuna.storages.RDBStorage:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_interval, grace_period=GRACE_FACTOR * heartbeat_interval
+        )
+
+    for attempt in range(1, attempts):
+        try:
+            return open_storage()
+        except (IntegrityError, ProgrammingError):
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+    return open_storage()  # the last try: its error, if any, is the database's own
 
 
 def enable_heartbeat(interval: int = HEARTBEAT_INTERVAL) -> None:
@@ -14,6 +53,7 @@ def enable_heartbeat(interval: int = HEARTBEAT_INTERVAL) -> None:
     Give the database studies the Zoo creates a heartbeat (Optuna's ``RDBStorage(heartbeat_interval=...)``):
     when any worker starts a trial, the trials whose worker stopped beating ``GRACE_FACTOR * interval``
     seconds ago (killed, pre-empted, lost its machine) are marked FAIL instead of staying RUNNING.
+    The storage is opened with :func:`open_database_storage`, so that workers can start together.
 
     The Zoo hands ``optuna.create_study`` a storage URL; this wraps the function for this process.
 
@@ -23,7 +63,7 @@ def enable_heartbeat(interval: int = HEARTBEAT_INTERVAL) -> None:
 
     def create_study_with_heartbeat(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
         if isinstance(storage, str) and not storage.endswith(".log"):  # a database URL (journal files have no heartbeat)
-            storage = optuna.storages.RDBStorage(storage, heartbeat_interval=interval, grace_period=GRACE_FACTOR * interval)
+            storage = open_database_storage(storage, interval)
         return create_study(*args, storage=storage, **kwargs)
 
     optuna.create_study = create_study_with_heartbeat  # type: ignore[assignment]
