@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
+from rl_zoo3.exp_manager import ExperimentManager
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -132,6 +133,7 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
     th.set_num_threads(1)
     hyperparams = hyperparameters(run)
     recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
+    hyperparams = ExperimentManager._preprocess_schedules(hyperparams)  # "lin_6.3e-4" as the Zoo reads it
     budget = steps or BUDGETS[run.env]
     model = ALGORITHMS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **hyperparams)
     eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)

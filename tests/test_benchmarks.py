@@ -9,6 +9,7 @@ import pytest
 from benchmarks.grid import (
     ALGORITHMS,
     BUDGETS,
+    Algorithm,
     Run,
     execute,
     expand_grid,
@@ -18,6 +19,7 @@ from benchmarks.grid import (
 )
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
 from benchmarks.report import load_results, plot, summarise, write_report
+from sb3_dueling import DuelingDQN
 
 
 def test_expand_grid():
@@ -68,6 +70,15 @@ def test_execute_writes_a_result(tmp_path, algo):
     assert result["steps_per_second"] > 0 and result["peak_rss_mb"] > 50
     assert pending([run], tmp_path) == []
     assert [p.name for p in run.path(tmp_path).parent.iterdir()] == ["seed_0.json"]  # no temporary file left
+
+
+def test_execute_reads_a_linear_schedule_as_the_zoo_does(tmp_path, monkeypatch):
+    variant = Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"learning_rate": "lin_1e-3"})
+    monkeypatch.setitem(ALGORITHMS, "DuelingDQN", variant)
+    run = Run("DuelingDQN", "CartPole-v1", 0)
+    execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
+    assert json.loads(run.path(tmp_path).read_text())["hyperparams"]["learning_rate"] == "'lin_1e-3'"
+    assert pending([run], tmp_path) == []  # recorded as written in the YAML file, so the run is current
 
 
 def synthetic_results(folder, shift: float) -> None:
