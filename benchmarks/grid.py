@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
-from rl_zoo3.exp_manager import ExperimentManager
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.utils import LinearSchedule
 from tqdm import tqdm
 
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
@@ -87,6 +87,23 @@ def hyperparameters(run: Run) -> dict[str, Any]:
     return {**hyperparams, **algorithm.kwargs}
 
 
+def read_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """
+    Read the Zoo's ``learning_rate: lin_<initial>`` (used by its QR-DQN LunarLander entry) as the Zoo
+    does: from ``initial`` down to 0 at the end of training.
+
+    SB3's schedule rather than the Zoo's own reader: importing ``rl_zoo3.exp_manager`` (Optuna and
+    more) would add about 40 MB to every run's peak memory, which the grid measures.
+    """
+    value = hyperparams.get("learning_rate")
+    if not isinstance(value, str):
+        return hyperparams
+    kind, _, initial = value.partition("_")
+    if kind != "lin":
+        raise ValueError(f"learning_rate must be a number or 'lin_<initial value>' (a Zoo schedule), got {value!r}")
+    return {**hyperparams, "learning_rate": LinearSchedule(float(initial), 0.0, 1.0)}
+
+
 def is_current(run: Run, results: Path) -> bool:
     """Whether the run has a result file, written with the hyperparameters its YAML file has now."""
     path = run.path(results)
@@ -133,9 +150,8 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
     th.set_num_threads(1)
     hyperparams = hyperparameters(run)
     recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
-    hyperparams = ExperimentManager._preprocess_schedules(hyperparams)  # "lin_6.3e-4" as the Zoo reads it
     budget = steps or BUDGETS[run.env]
-    model = ALGORITHMS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **hyperparams)
+    model = ALGORITHMS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparams))
     eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
     callback = RecordingEvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, verbose=0)
     start = time.perf_counter()

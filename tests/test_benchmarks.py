@@ -15,6 +15,7 @@ from benchmarks.grid import (
     expand_grid,
     hyperparameters,
     pending,
+    read_schedules,
     write_json_atomically,
 )
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
@@ -79,6 +80,15 @@ def test_execute_reads_a_linear_schedule_as_the_zoo_does(tmp_path, monkeypatch):
     execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
     assert json.loads(run.path(tmp_path).read_text())["hyperparams"]["learning_rate"] == "'lin_1e-3'"
     assert pending([run], tmp_path) == []  # recorded as written in the YAML file, so the run is current
+
+
+def test_read_schedules_decays_lin_to_zero_and_rejects_other_strings():
+    schedule = read_schedules({"learning_rate": "lin_1.5e-3", "batch_size": 128})
+    assert schedule["batch_size"] == 128
+    assert [schedule["learning_rate"](progress) for progress in (1.0, 0.5, 0.0)] == pytest.approx([1.5e-3, 7.5e-4, 0.0])
+    assert read_schedules({"learning_rate": 6.3e-4}) == {"learning_rate": 6.3e-4}
+    with pytest.raises(ValueError, match="learning_rate must be a number or 'lin_"):
+        read_schedules({"learning_rate": "exp_1e-3"})
 
 
 def synthetic_results(folder, shift: float) -> None:
