@@ -38,8 +38,10 @@ REFERENCE_SCORES = {
     "MountainCar-v0": (-200.0, -105.0),
 }
 CANDIDATE, BASELINE = "DuelingDQN", "DQN"
-# (candidate, baseline) pairs for the probability of improvement
-COMPARISONS = [(CANDIDATE, BASELINE), ("DuelingDQN+PER", CANDIDATE)]
+DUELING_ALONE = "DuelingDQN(double_q=False)"
+# (candidate, baseline) pairs for the probability of improvement; the two ablations say how much of
+# DuelingDQN's difference to DQN comes from the dueling network and how much from the Double DQN target
+COMPARISONS = [(CANDIDATE, BASELINE), (DUELING_ALONE, BASELINE), (CANDIDATE, DUELING_ALONE), ("DuelingDQN+PER", CANDIDATE)]
 Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
 
 
