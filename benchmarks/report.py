@@ -269,12 +269,7 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, s
         "",
         "The grid's runs were made over several sessions, some beside other jobs on the same cores: read",
         "its speed ratios as indications; [speed.md](speed.md) measures the algorithms side by side.",
-        "Peak RSS is the whole process, imports included. Runs made from 2026-11-24 21:00 to 2026-11-25",
-        "13:26 UTC (DuelingDQN+PER on Acrobot, MountainCar and LunarLander; DuelingDQN(double_q=False) and",
-        "QRDQN on MountainCar, most Acrobot seeds and LunarLander seed 0) imported the RL Zoo's experiment",
-        "manager, which adds about 40 MB to every process (side by side, 3k Acrobot steps: 399 MB for DQN,",
-        "DuelingDQN and DuelingDQN(double_q=False) with it, 360 MB without): their RSS ratios to DQN are",
-        "high by about that much. The grid no longer imports it (commit ba29ee2).",
+        "Peak RSS is the whole process, imports included; speed.md says which runs carry extra imports.",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
