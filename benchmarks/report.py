@@ -15,7 +15,7 @@ are left out (and named in the report).
 import argparse
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,15 @@ def with_interval(point: np.ndarray, interval: np.ndarray) -> tuple[float, float
 def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
     """Every number of the report, computed with rliable."""
 
-    def state() -> np.random.RandomState:  # a fresh one per estimate: adding an env changes no other number
-        return np.random.RandomState(seed)
+    def estimate(scores: dict[str, Any], func: Callable[..., np.ndarray], reps: int) -> tuple[dict, dict]:
+        # rliable 1.2 draws its resamples from NumPy's global generator, whatever `random_state` says: seed that one,
+        # afresh per estimate, so the report is reproducible and adding an env changes no other number
+        caller_state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            return rly.get_interval_estimates(scores, func, reps=reps)
+        finally:
+            np.random.set_state(caller_state)
 
     envs = [env for env in REFERENCE_SCORES if env in records]
     algos = sorted({algo for env in envs for algo in records[env]})
@@ -91,7 +98,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
 
     per_env = {}
     for env in envs:
-        points, intervals = rly.get_interval_estimates(finals[env], iqm, reps=reps, random_state=state())
+        points, intervals = estimate(finals[env], iqm, reps)
         per_env[env] = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
     # Over all envs: runs x envs, normalised; only algorithms with as many seeds in every env
@@ -100,7 +107,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
     overall_scores = {algo: np.hstack([normalised(finals[env][algo], env) for env in envs]) for algo in complete}
     overall: dict[str, tuple[float, float, float]] = {}
     if overall_scores:
-        points, intervals = rly.get_interval_estimates(overall_scores, iqm, reps=reps, random_state=state())
+        points, intervals = estimate(overall_scores, iqm, reps)
         overall = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
     improvement: dict[str, dict[str, tuple[float, float, float]]] = {}
@@ -111,7 +118,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
         if {candidate, baseline} <= set(overall_scores):
             pairs["all (normalised)"] = (overall_scores[candidate], overall_scores[baseline])
         for name, pair in pairs.items():
-            points, intervals = rly.get_interval_estimates({name: pair}, metrics.probability_of_improvement, reps=reps)
+            points, intervals = estimate({name: pair}, metrics.probability_of_improvement, reps)
             improvement.setdefault(f"{candidate} over {baseline}", {})[name] = with_interval(points[name], intervals[name])
 
     curves = {}
@@ -120,7 +127,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
         runs = {
             algo: np.array([[r["eval_returns"]] for r in records[env][algo]]) for algo in records[env]
         }  # runs x 1 x points
-        points, intervals = rly.get_interval_estimates(runs, iqm_per_point, reps=max(reps // 4, 50), random_state=state())
+        points, intervals = estimate(runs, iqm_per_point, max(reps // 4, 50))
         curves[env] = {"timesteps": timesteps, "iqm": points, "ci": intervals}
 
     resources = {

@@ -122,6 +122,15 @@ def test_statistics_on_synthetic_results(tmp_path):
     assert len(summary["curves"]["Acrobot-v1"]["iqm"]["DQN"]) == 2
 
 
+def test_statistics_are_reproducible(tmp_path):
+    synthetic_results(tmp_path, shift=5.0)
+    records, _ = load_results(tmp_path)
+    first, second = summarise(records, reps=100), summarise(records, reps=100)
+    assert first["per_env"] == second["per_env"] and first["improvement"] == second["improvement"]
+    assert first["per_env"]["CartPole-v1"]["DQN"][1] < first["per_env"]["CartPole-v1"]["DQN"][0]  # a real interval
+    np.testing.assert_array_equal(first["curves"]["Acrobot-v1"]["ci"]["DQN"], second["curves"]["Acrobot-v1"]["ci"]["DQN"])
+
+
 def test_report_is_generated(tmp_path):
     synthetic_results(tmp_path / "results", shift=-20.0)
     stale_run = Run("DQN", "CartPole-v1", 10)
