@@ -14,7 +14,7 @@ are left out (and named in the report).
 
 import argparse
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,14 @@ def goals_table(summary: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def seeds_per_cell(summary: dict[str, Any]) -> str:
+    """One sentence: the usual number of seeds per (algorithm, env) and the cells that differ."""
+    counts = {(algo, env): n for env, cells in summary["resources"].items() for algo, (_, _, n) in cells.items()}
+    usual = Counter(counts.values()).most_common(1)[0][0]
+    others = [f"{algo} on {env}: {n}" for (algo, env), n in counts.items() if n != usual]
+    return f"Seeds per cell: {usual}" + (f", except {'; '.join(others)}" if others else "") + "."
+
+
 def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, stale: Sequence[Path] = ()) -> None:
     envs, algos = summary["envs"], summary["algos"]
     relative = {name: image.relative_to(path.parent) for name, image in images.items()}
@@ -248,8 +256,7 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, s
         if summary["overall"]:
             cells.append(format_interval(summary["overall"][algo], 2) if algo in summary["overall"] else "-")
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    seeds = {env: {algo: summary["resources"][env][algo][2] for algo in summary["resources"][env]} for env in envs}
-    lines += ["", f"Seeds per cell: {seeds}.", "", f"![final IQM]({relative['iqm']})", ""]
+    lines += ["", seeds_per_cell(summary), "", f"![final IQM]({relative['iqm']})", ""]
     lines += goals_table(summary)
     for comparison, table in summary["improvement"].items():
         lines += [

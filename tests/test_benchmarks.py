@@ -144,6 +144,7 @@ def test_report_is_generated(tmp_path):
     assert "![learning curves](images/learning_curves.png)" in report
     assert "| CartPole-v1 | 0.00 [0.00, 0.00] |" in report  # DuelingDQN is worse in every seed here
     assert "Left out: 1 result file(s) run with other hyperparameters" in report
+    assert "Seeds per cell: 10." in report
     # goals: DuelingDQN at 280 on CartPole (goal 500, DQN 300), -140 on Acrobot (goal -75, DQN -120)
     goal_rows = [line for line in report.splitlines() if line.startswith("| CartPole-v1 | 500 |")]
     assert goal_rows[0].startswith("| CartPole-v1 | 500 | 280.0 | no | 300.") and goal_rows[0].endswith("| no | 10 |")
