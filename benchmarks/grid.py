@@ -58,6 +58,11 @@ ALGORITHMS = {
 BUDGETS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000, "MountainCar-v0": 120_000}
 
 
+def slug(algo: str) -> str:
+    """The algorithm's name as a file or folder name: ``DuelingDQN(double_q=False)`` -> ``DuelingDQN_double_q-False``."""
+    return algo.replace("(", "_").replace(")", "").replace("=", "-")
+
+
 @dataclass(frozen=True)
 class Run:
     algo: str
@@ -65,8 +70,7 @@ class Run:
     seed: int
 
     def path(self, results: Path) -> Path:
-        slug = self.algo.replace("(", "_").replace(")", "").replace("=", "-")
-        return results / self.env / slug / f"seed_{self.seed}.json"
+        return results / self.env / slug(self.algo) / f"seed_{self.seed}.json"
 
 
 def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int]) -> list[Run]:

@@ -1,15 +1,24 @@
 """Hyperparameters of the benchmarked algorithms, read from the RL Zoo's files and the package's own."""
 
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import rl_zoo3
 import yaml
 from torch import nn
 
 import sb3_dueling
 
-ZOO_FOLDER = Path(rl_zoo3.__file__).parent / "hyperparams"
+
+def zoo_folder() -> Path:
+    """The RL Zoo's hyperparameter files, found without importing rl_zoo3 (which needs all the Zoo's dependencies)."""
+    spec = find_spec("rl_zoo3")
+    if spec is None or spec.origin is None:
+        raise ImportError("the benchmarks read the RL Zoo's hyperparameter files: pip install rl_zoo3")
+    return Path(spec.origin).parent / "hyperparams"
+
+
+ZOO_FOLDER = zoo_folder()
 PACKAGE_FOLDER = Path(sb3_dueling.__file__).parent / "hyperparams"
 
 

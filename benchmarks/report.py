@@ -58,6 +58,14 @@ def load_results(results: Path) -> tuple[Records, list[Path]]:
     return records, stale
 
 
+def load_atari_results(results: Path) -> dict[str, list[dict[str, Any]]]:
+    """The result files of ``benchmarks.atari`` by folder (one folder per set of runs made side by side)."""
+    sets: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted((results / "atari").rglob("*.json")):
+        sets[str(path.parent.relative_to(results))].append(json.loads(path.read_text()))
+    return dict(sets)
+
+
 def iqm(scores: np.ndarray) -> np.ndarray:
     return np.array([metrics.aggregate_iqm(scores)])
 
@@ -224,7 +232,53 @@ def seeds_per_cell(summary: dict[str, Any]) -> str:
     return f"Seeds per cell: {usual}" + (f", except {'; '.join(others)}" if others else "") + "."
 
 
-def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, stale: Sequence[Path] = ()) -> None:
+def atari_section(sets: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Speed and GPU memory on Atari, each run against the DQN run on the same game in the same set."""
+    if not sets:
+        return []
+    lines = [
+        "## Atari on a GPU: speed and memory (`python -m benchmarks.atari`)",
+        "",
+        "The paper's network (`DuelingNatureCnnPolicy`) against SB3 DQN's `CnnPolicy`, each with its YAML `atari` entry",
+        "(AtariWrapper, 4 stacked frames, one gradient step every 4 env steps) and `learning_starts` lowered so that most",
+        "steps train. The runs of a set went at once, one process each, on one GPU: the ratios compare runs that shared",
+        "the machine alike. A run still going at `--max-seconds` stopped there (env steps made < budget); the runs of its",
+        "set that had finished no longer shared the machine with its last part. GPU memory is PyTorch's peak allocation",
+        "(the CUDA context comes on top).",
+        "",
+    ]
+    for folder, runs in sets.items():
+        hardware = runs[0]["hardware"]
+        lines += [
+            f"**{folder}**: {hardware['gpu']}, {hardware['cpu_count']} CPU cores ({hardware['cpu']}), PyTorch "
+            f"{hardware['torch']} (CUDA {hardware['cuda']}), SB3 {hardware['stable_baselines3']}; budget {runs[0]['budget']}"
+            f" env steps, `learning_starts` {runs[0]['hyperparams']['learning_starts']}.",
+            "",
+            "| game | algorithm | env steps made | env steps/s | steps/s training | GPU peak (MB) | peak RSS (MB)"
+            " | steps/s vs DQN | GPU peak vs DQN |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        baselines = {run["env"]: run for run in runs if run["algo"] == BASELINE}
+        for run in sorted(runs, key=lambda run: (run["env"], run["algo"])):
+            dqn = baselines.get(run["env"])
+            speed_ratio = f"{run['steps_per_second'] / dqn['steps_per_second']:.3f}" if dqn else "-"
+            memory_ratio = f"{run['gpu_peak_allocated_mb'] / dqn['gpu_peak_allocated_mb']:.3f}" if dqn else "-"
+            lines.append(
+                f"| {run['env']} | {run['algo']} | {run['timesteps']} | {run['steps_per_second']:.0f} | "
+                f"{run['training_steps_per_second']:.0f} | {run['gpu_peak_allocated_mb']:.0f} | {run['peak_rss_mb']:.0f} | "
+                f"{speed_ratio} | {memory_ratio} |"
+            )
+        lines.append("")
+    return lines
+
+
+def write_report(
+    summary: dict[str, Any],
+    images: dict[str, Path],
+    path: Path,
+    stale: Sequence[Path] = (),
+    atari: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
     envs, algos = summary["envs"], summary["algos"]
     relative = {name: image.relative_to(path.parent) for name, image in images.items()}
     missing = [env for env in REFERENCE_SCORES if env not in envs]
@@ -284,6 +338,8 @@ def write_report(summary: dict[str, Any], images: dict[str, Path], path: Path, s
         "The grid's runs were made over several sessions, some beside other jobs on the same cores: read",
         "its speed ratios as indications; [speed.md](speed.md) measures the algorithms side by side.",
         "Peak RSS is the whole process, imports included; speed.md says which runs carry extra imports.",
+        "",
+        *atari_section(atari or {}),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -300,7 +356,7 @@ def main() -> None:
         raise SystemExit(f"no current result files under {args.results}: run python -m benchmarks.grid first")
     summary = summarise(records, reps=args.reps)
     images = plot(summary, args.docs / "images")
-    write_report(summary, images, args.docs / "benchmark.md", stale)
+    write_report(summary, images, args.docs / "benchmark.md", stale, load_atari_results(args.results))
     print(f"wrote {args.docs / 'benchmark.md'} and {', '.join(str(p) for p in images.values())}")
 
 

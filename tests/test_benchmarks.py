@@ -6,6 +6,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
+from benchmarks import atari
 from benchmarks.grid import (
     ALGORITHMS,
     BUDGETS,
@@ -19,7 +20,7 @@ from benchmarks.grid import (
     write_json_atomically,
 )
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
-from benchmarks.report import load_results, plot, summarise, write_report
+from benchmarks.report import atari_section, load_atari_results, load_results, plot, summarise, write_report
 from sb3_dueling import DuelingDQN
 
 
@@ -151,3 +152,31 @@ def test_report_is_generated(tmp_path):
     assert "| Acrobot-v1 | DuelingDQN | 980 | 300 | 0.980 | 1.000 |" in report
     for image in images.values():
         assert image.stat().st_size > 10_000 and image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_atari_run_writes_speed_and_memory(tmp_path):
+    atari.execute("DuelingDQN(double_q=False)", "PongNoFrameskip-v4", 300, 200, 600.0, 0, tmp_path)
+    record = json.loads((tmp_path / "PongNoFrameskip-v4_DuelingDQN_double_q-False.json").read_text())
+    assert record["timesteps"] == 300 and record["complete"] and record["policy"] == "DuelingNatureCnnPolicy"
+    assert record["hyperparams"]["learning_starts"] == "200" and record["hyperparams"]["double_q"] == "False"
+    assert record["training_steps_per_second"] > 0 and record["hardware"]["cpu_count"] >= 1
+    # a run still going at the deadline stops there and says so
+    atari.execute("DQN", "PongNoFrameskip-v4", 300, 200, 0.0, 0, tmp_path)
+    stopped = json.loads((tmp_path / "PongNoFrameskip-v4_DQN.json").read_text())
+    assert stopped["timesteps"] < 300 and not stopped["complete"] and stopped["training_steps_per_second"] is None
+
+
+def test_report_has_the_atari_sets_with_ratios_to_dqn(tmp_path):
+    hardware = {"gpu": "GPU X", "cpu": "CPU Y", "cpu_count": 16, "torch": "2", "cuda": "13", "stable_baselines3": "2.9"}
+    for algo, speed, memory in [("DQN", 200.0, 100.0), ("DuelingDQN", 180.0, 130.0)]:
+        record = {"algo": algo, "env": "PongNoFrameskip-v4", "budget": 1000, "timesteps": 1000, "hardware": hardware}
+        record.update(steps_per_second=speed, training_steps_per_second=speed - 10, gpu_peak_allocated_mb=memory)
+        record.update(peak_rss_mb=4000.0, hyperparams={"learning_starts": "100"})
+        write_json_atomically(record, tmp_path / "atari" / "side_by_side" / f"Pong_{algo}.json")
+    sets = load_atari_results(tmp_path)
+    assert list(sets) == ["atari/side_by_side"] and len(sets["atari/side_by_side"]) == 2
+    assert load_results(tmp_path) == ({}, [])  # not taken for grid results
+    lines = atari_section(sets)
+    assert any("GPU X, 16 CPU cores (CPU Y)" in line and "budget 1000" in line for line in lines)
+    assert "| PongNoFrameskip-v4 | DuelingDQN | 1000 | 180 | 170 | 130 | 4000 | 0.900 | 1.300 |" in lines
+    assert atari_section({}) == []
