@@ -61,7 +61,12 @@ ATARI_ALGORITHMS = {
 
 
 class Stopwatch(BaseCallback):
-    """Notes when training starts (``learning_starts``) and stops the run at a wall-clock deadline."""
+    """
+    Notes when training starts and stops the run at a wall-clock deadline.
+
+    :param learning_starts: The env step from which the model trains
+    :param max_seconds: Seconds from now after which the run stops
+    """
 
     def __init__(self, learning_starts: int, max_seconds: float) -> None:
         super().__init__()
@@ -76,14 +81,10 @@ class Stopwatch(BaseCallback):
 
 
 def hardware() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    """The GPU, CPU and library versions a run was measured with."""
+    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere what platform knows
+    models = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
+    cpu = models[0].split(":", 1)[1].strip() if models else platform.processor()
     return {
         "gpu": th.cuda.get_device_name() if th.cuda.is_available() else None,
         "cpu": cpu,
@@ -95,7 +96,18 @@ def hardware() -> dict[str, Any]:
 
 
 def execute(algo: str, env_id: str, steps: int, learning_starts: int, max_seconds: float, seed: int, results: Path) -> str:
-    """Train one algorithm on one Atari game and write its result file. Meant for a fresh process."""
+    """
+    Train one algorithm on one Atari game and write its result file. Meant for a fresh process.
+
+    :param algo: A name of ``ATARI_ALGORITHMS``
+    :param env_id: An Atari env id of ale-py (``PongNoFrameskip-v4``)
+    :param steps: Env steps to train for (the budget)
+    :param learning_starts: Replaces the YAML entry's ``learning_starts``
+    :param max_seconds: Stop the run after this long, budget reached or not
+    :param seed: Seed of the model and the env
+    :param results: Folder of the result file, ``<env_id>_<algo>.json``
+    :return: A line saying what was run
+    """
     th.set_num_threads(1)
     gym.register_envs(ale_py)
     algorithm = ATARI_ALGORITHMS[algo]
