@@ -232,6 +232,11 @@ def seeds_per_cell(summary: dict[str, Any]) -> str:
     return f"Seeds per cell: {usual}" + (f", except {'; '.join(others)}" if others else "") + "."
 
 
+def number(value: float | None, digits: int = 0) -> str:
+    """A table cell: the value rounded, or "-" where a run has none (no GPU, stopped before training)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def atari_section(sets: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Speed and GPU memory on Atari, each run against the DQN run on the same game in the same set."""
     if not sets:
@@ -261,12 +266,13 @@ def atari_section(sets: dict[str, list[dict[str, Any]]]) -> list[str]:
         baselines = {run["env"]: run for run in runs if run["algo"] == BASELINE}
         for run in sorted(runs, key=lambda run: (run["env"], run["algo"])):
             dqn = baselines.get(run["env"])
-            speed_ratio = f"{run['steps_per_second'] / dqn['steps_per_second']:.3f}" if dqn else "-"
-            memory_ratio = f"{run['gpu_peak_allocated_mb'] / dqn['gpu_peak_allocated_mb']:.3f}" if dqn else "-"
+            speed_ratio = run["steps_per_second"] / dqn["steps_per_second"] if dqn else None
+            gpu, dqn_gpu = run["gpu_peak_allocated_mb"], dqn and dqn["gpu_peak_allocated_mb"]
+            memory_ratio = gpu / dqn_gpu if gpu and dqn_gpu else None
             lines.append(
-                f"| {run['env']} | {run['algo']} | {run['timesteps']} | {run['steps_per_second']:.0f} | "
-                f"{run['training_steps_per_second']:.0f} | {run['gpu_peak_allocated_mb']:.0f} | {run['peak_rss_mb']:.0f} | "
-                f"{speed_ratio} | {memory_ratio} |"
+                f"| {run['env']} | {run['algo']} | {run['timesteps']} | {number(run['steps_per_second'])} | "
+                f"{number(run['training_steps_per_second'])} | {number(gpu)} | {number(run['peak_rss_mb'])} | "
+                f"{number(speed_ratio, 3)} | {number(memory_ratio, 3)} |"
             )
         lines.append("")
     return lines
