@@ -11,11 +11,11 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 
+from tests.conftest import SMALL_SETTINGS as SMALL
 from sb3_dueling import DuelingDQN, PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 
 OBS_SPACE = spaces.Box(-10, 10, (3,), np.float32)
 ACTION_SPACE = spaces.Discrete(2)
-SMALL = dict(learning_starts=50, buffer_size=500, batch_size=16, train_freq=4, target_update_interval=50)
 
 
 def claimed(buffer: PrioritizedReplayBuffer) -> PrioritizedReplayBuffer:

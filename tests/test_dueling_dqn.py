@@ -11,9 +11,9 @@ from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
+from tests.conftest import SMALL_SETTINGS as SMALL
 from sb3_dueling import DuelingDQN
 
-SMALL = dict(learning_starts=50, buffer_size=500, batch_size=16, train_freq=4, target_update_interval=50)
 
 GAMMA = 0.9
 N_ACTIONS = 3

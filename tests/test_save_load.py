@@ -9,9 +9,9 @@ import pytest
 import torch as th
 from stable_baselines3 import DQN
 
+from tests.conftest import SMALL_SETTINGS as SMALL
 from sb3_dueling import DuelingDQN, DuelingDQNPolicy
 
-SMALL = dict(learning_starts=50, buffer_size=500, batch_size=16, train_freq=4, target_update_interval=50)
 POLICY_KWARGS = dict(net_arch=dict(shared=[32], value=[16]), aggregation="max", shared_gradient_scale=0.5)
 
 # Runs in a fresh interpreter: nothing imported here beforehand, so unpickling the saved policy
