@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env import VecCheckNan, VecEnv, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvWrapper
 
 import sb3_dueling
+from sb3_dueling.checkpoints.errors import CheckpointError, model_file_errors
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -50,15 +51,6 @@ MODEL, REPLAY_BUFFER, VEC_NORMALIZE, ENVS, STATE = (
     "state.pkl",
 )
 PREFIX = "step_"
-
-
-class CheckpointError(Exception):
-    """A checkpoint file that cannot be used: names the file and what is wrong with it."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
 
 
 def fsync_directory(folder: Path) -> None:
@@ -273,13 +265,8 @@ def _algorithm_class(path: Path, name: str) -> type[BaseAlgorithm]:
 
 def load_model_file(path: Path | str, cls: type[BaseAlgorithm], **kwargs: Any) -> BaseAlgorithm:
     """``cls.load(path, **kwargs)``, with a clear error for a truncated, corrupted or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file")
-    try:
+    with model_file_errors(path, cls.__name__):
         return cls.load(path, **kwargs)
-    except Exception as error:
-        raise CheckpointError(path, f"not a loadable {cls.__name__} model ({type(error).__name__}: {error})") from error
 
 
 def load_checkpoint(path: Path | str, env: VecEnv | None = None, device: th.device | str = "auto") -> BaseAlgorithm:

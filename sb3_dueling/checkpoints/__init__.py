@@ -1,0 +1,25 @@
+from sb3_dueling.checkpoints.errors import CheckpointError, MissingCheckpointFileError, model_file_errors
+from sb3_dueling.checkpoints.save_load import (
+    MANIFEST,
+    ResumableCheckpointCallback,
+    find_latest_checkpoint,
+    load_checkpoint,
+    load_model_file,
+    read_manifest,
+    resume_training,
+    save_checkpoint,
+)
+
+__all__ = [
+    "MANIFEST",
+    "CheckpointError",
+    "MissingCheckpointFileError",
+    "ResumableCheckpointCallback",
+    "find_latest_checkpoint",
+    "load_checkpoint",
+    "load_model_file",
+    "model_file_errors",
+    "read_manifest",
+    "resume_training",
+    "save_checkpoint",
+]
