@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
 from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling.checkpoints.atomic_files import write_json_atomically
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -120,16 +121,6 @@ def is_current(run: Run, results: Path) -> bool:
 def pending(runs: Iterable[Run], results: Path) -> list[Run]:
     """The runs without a current result file: never run, killed, or run before their YAML entry changed."""
     return [run for run in runs if not is_current(run, results)]
-
-
-def write_json_atomically(data: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as file:
-        json.dump(data, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 class RecordingEvalCallback(EvalCallback):
