@@ -1,13 +1,15 @@
 """
 Train Dueling DQN on CartPole-v1, evaluate it, save it, load it back and evaluate again.
 
-    python examples/cartpole.py [--seed 0] [--timesteps 50000] [--output dueling_dqn_cartpole]
+    python examples/cartpole.py [--seed 0] [--timesteps 50000] [--output dueling_dqn_cartpole] [--threads 1]
 
 The hyperparameters are the RL Zoo's tuned DQN settings for CartPole-v1 with a lower learning
 rate (1e-3 instead of 2.3e-3: fewer late collapses); DuelingDQN adds the dueling network (mean
 aggregation) and the Double DQN target. As in the RL Zoo, an EvalCallback evaluates the greedy
 policy every 5000 steps (10 episodes, the last at the end of training) and keeps the best model.
 The final and the best model are then evaluated on 20 other episodes; the best one is saved.
+One torch thread by default: this small network trains no faster on two, and far slower on a busy
+machine (docs/speed.md). Progress shows as a bar on a terminal, as a line every 10 s in a file or pipe.
 """
 
 import argparse
@@ -15,11 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_dueling import DuelingDQN
+from sb3_dueling.progress import progress_callback
 
 HYPERPARAMS: dict[str, Any] = dict(
     learning_rate=1e-3,
@@ -51,8 +55,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timesteps", type=int, default=50_000)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
     parser.add_argument("--output", type=Path, default=Path("logs/dueling_dqn_cartpole.zip"), help="where to save the model")
     args = parser.parse_args()
+    th.set_num_threads(args.threads)
     output = unused_path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
 
@@ -65,7 +71,7 @@ def main() -> None:
             best_model_save_path=best_folder,
             verbose=0,
         )
-        model.learn(total_timesteps=args.timesteps, callback=eval_callback, progress_bar=True)
+        model.learn(total_timesteps=args.timesteps, callback=[eval_callback, progress_callback(interval=10)])
         best_path = Path(best_folder) / "best_model.zip"
         best = DuelingDQN.load(best_path) if best_path.exists() else model
 

@@ -1,7 +1,7 @@
 """
 Dueling DQN in existing SB3 code: import sb3_dueling and name a dueling policy.
 
-    python examples/drop_in.py [--timesteps 50000]
+    python examples/drop_in.py [--timesteps 50000] [--threads 1]
 
 Stock ``stable_baselines3.DQN`` trains the dueling network with DQN's usual max target;
 ``sb3_dueling.DuelingDQN`` adds the Double DQN target the paper trained with.
@@ -11,6 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import torch as th
 from cartpole import HYPERPARAMS  # examples/cartpole.py: the RL Zoo's tuned CartPole-v1 settings
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
@@ -22,7 +23,9 @@ import sb3_dueling  # noqa: F401  registers DuelingMlpPolicy, DuelingCnnPolicy, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=50_000)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
     args = parser.parse_args()
+    th.set_num_threads(args.threads)
 
     # was "MlpPolicy": the same trunk, now with a value and an advantage head
     model = DQN("DuelingMlpPolicy", "CartPole-v1", seed=0, **HYPERPARAMS)

@@ -9,7 +9,7 @@ bugs of the notebook are fixed by the package, not here:
   which bends negative Q-values).
 Its evaluation also kept exploring (epsilon-greedy); here evaluation is greedy.
 
-    python examples/notebook_cartpole.py [--timesteps 40000] [--seed 0]
+    python examples/notebook_cartpole.py [--timesteps 40000] [--seed 0] [--threads 1]
 """
 
 import argparse
@@ -21,13 +21,16 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
 from sb3_dueling import DuelingDQN
+from sb3_dueling.progress import progress_callback
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
     args = parser.parse_args()
+    th.set_num_threads(args.threads)
 
     hidden = 512  # HIDDEN_SIZE
     model = DuelingDQN(
@@ -53,7 +56,7 @@ def main() -> None:
         ),
         seed=args.seed,
     )
-    model.learn(total_timesteps=args.timesteps, progress_bar=True)
+    model.learn(total_timesteps=args.timesteps, callback=progress_callback(interval=10))
     mean_reward, std_reward = evaluate_policy(model, make_vec_env("CartPole-v0", n_envs=1, seed=1000), n_eval_episodes=20)
     print(f"notebook experiment, {args.timesteps} steps: mean return {mean_reward:.1f} +/- {std_reward:.1f} (max 200)")
 

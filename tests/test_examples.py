@@ -12,10 +12,18 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 @pytest.mark.parametrize(
     "script, args, expected",
     [
-        ("cartpole.py", ["--timesteps", "1500", "--eval-episodes", "2"], "reloaded: mean return"),
-        ("notebook_cartpole.py", ["--timesteps", "700"], "notebook experiment, 700 steps: mean return"),
-        ("drop_in.py", ["--timesteps", "300"], "stock DQN with DuelingMlpPolicy: mean return"),
-        ("atari.py", ["--timesteps", "200", "--learning-starts", "100", "--buffer-size", "500"], "200 steps on "),
+        ("cartpole.py", ["--timesteps", "1500", "--eval-episodes", "2"], ["steps 1536/1500 (102%)", "reloaded: mean return"]),
+        (
+            "notebook_cartpole.py",
+            ["--timesteps", "700"],
+            ["steps 700/700 (100%)", "notebook experiment, 700 steps: mean return"],
+        ),
+        ("drop_in.py", ["--timesteps", "300", "--threads", "2"], ["stock DQN with DuelingMlpPolicy: mean return"]),
+        (
+            "atari.py",
+            ["--timesteps", "200", "--learning-starts", "100", "--buffer-size", "500"],
+            ["steps 200/200 (100%)", "200 steps on "],
+        ),
     ],
 )
 def test_example_runs(tmp_path, script, args, expected):
@@ -23,7 +31,10 @@ def test_example_runs(tmp_path, script, args, expected):
         args = [*args, "--output", str(tmp_path / "model")]
     result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert expected in result.stdout
+    # stdout is a pipe here: progress comes as lines (the last one at the end of training), not as a bar;
+    # an off-policy run ends with its last whole rollout (cartpole.py: 6 of train_freq=256 steps)
+    for line in expected:
+        assert line in result.stdout
 
 
 def test_cartpole_example_never_overwrites(tmp_path):
