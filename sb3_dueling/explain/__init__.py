@@ -1,101 +1,12 @@
 """
-What the two streams learned: V(s), A(s, .), Q(s, .) and each stream's saliency for a batch of observations.
-
-Saliency as in Wang et al. (2016), after Simonyan et al. (2013): the absolute Jacobian of the value
-stream, ``|dV(s)/ds|``, and of the advantage of the greedy action, ``|dA(s, a*)/ds|``, with respect to
-the observation, computed with autograd: one batched forward pass, one backward pass per stream.
+What the two streams of a dueling network learned, and pictures of it.
 
     from sb3_dueling.explain import explain
-    explanation = explain(model, observations)  # a DuelingDQN, or an SB3 DQN with a dueling policy
-    explanation.value, explanation.advantage_saliency
+    explanation = explain(model, observations)
 
 The command ``python -m sb3_dueling.explain`` draws them for whole episodes (see its ``--help``).
 """
 
-from dataclasses import dataclass
-
-import numpy as np
-import torch as th
-from gymnasium import spaces
-from stable_baselines3 import DQN
-
-from sb3_dueling.policies import DuelingQNetwork, aggregate
-
-
-@dataclass
-class Explanation:
-    """The streams of a dueling network on a batch of observations (NumPy arrays, batch first)."""
-
-    #: V(s), shape (batch,)
-    value: np.ndarray
-    #: A(s, a), shape (batch, n_actions)
-    advantage: np.ndarray
-    #: Q(s, a), shape (batch, n_actions)
-    q_values: np.ndarray
-    #: The greedy action a*, shape (batch,)
-    action: np.ndarray
-    #: |dV(s)/ds|, the shape of the observations
-    value_saliency: np.ndarray
-    #: |dA(s, a*)/ds|, the shape of the observations
-    advantage_saliency: np.ndarray
-
-    @property
-    def advantage_gap(self) -> np.ndarray:
-        """A of the best action minus A of the second best: how much the choice matters, shape (batch,)."""
-        ordered = np.sort(self.advantage, axis=1)
-        return ordered[:, -1] - ordered[:, -2] if ordered.shape[1] > 1 else np.zeros(len(ordered))
-
-
-def dueling_network(model: DQN) -> DuelingQNetwork:
-    """The model's online dueling network, or a clear error for a model without one."""
-    q_net = getattr(model, "q_net", None)
-    if not isinstance(q_net, DuelingQNetwork):
-        raise TypeError(
-            f"the model has no dueling head (its Q-network is {type(q_net).__name__}): explain needs a DuelingDQN "
-            "or an SB3 DQN with a dueling policy (DuelingMlpPolicy, DuelingCnnPolicy...)"
-        )
-    if not isinstance(model.observation_space, spaces.Box):
-        raise TypeError(f"explain needs a Box observation space (vectors or images), got {model.observation_space}")
-    return q_net
-
-
-def explain(model: DQN, observations: np.ndarray) -> Explanation:
-    """
-    Evaluate both streams and their saliency on a batch of observations.
-
-    :param model: a ``DuelingDQN`` or an SB3 ``DQN`` with a dueling policy
-    :param observations: a batch of observations as the env gives them (images as they come, before
-        the network's scaling), shape ``(batch, *observation_space.shape)``
-    :return: the values, advantages, Q-values, greedy actions and saliencies
-    """
-    q_net = dueling_network(model)
-    observations = np.asarray(observations)
-    expected = tuple(model.observation_space.shape or ())
-    if observations.shape[1:] != expected:
-        raise ValueError(f"observations must have shape (batch, {', '.join(map(str, expected))}), got {observations.shape}")
-    # Float and leaf, so that autograd reaches the raw observation (the network scales images itself)
-    obs = th.as_tensor(observations, dtype=th.float32, device=model.device).requires_grad_(True)
-    q_net.set_training_mode(False)
-    # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient
-    scale, q_net.shared_gradient_scale = q_net.shared_gradient_scale, 1.0
-    try:
-        value, advantage = q_net.value_and_advantage(obs)
-    finally:
-        q_net.shared_gradient_scale = scale
-    q_values = aggregate(value, advantage, q_net.aggregation)
-    action = advantage.argmax(dim=1)
-    # Samples do not interact in the network, so the gradient of the sum is each sample's own gradient
-    value_gradient, advantage_gradient = (
-        th.autograd.grad(output.sum(), obs, retain_graph=True)[0] for output in (value, advantage.gather(1, action[:, None]))
-    )
-    return Explanation(
-        value=value.detach().squeeze(1).cpu().numpy(),
-        advantage=advantage.detach().cpu().numpy(),
-        q_values=q_values.detach().cpu().numpy(),
-        action=action.cpu().numpy(),
-        value_saliency=value_gradient.abs().cpu().numpy(),
-        advantage_saliency=advantage_gradient.abs().cpu().numpy(),
-    )
-
+from sb3_dueling.explain.explanation import Explanation, dueling_network, explain
 
 __all__ = ["Explanation", "dueling_network", "explain"]

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sb3_dueling.explain import Explanation
+from sb3_dueling.explain.explanation import Explanation
 
 #: Names of the observation features of Gymnasium's classic envs (from their documentation)
 FEATURE_NAMES = {
