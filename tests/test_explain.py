@@ -123,6 +123,7 @@ def test_command_errors(tmp_path, capsys):
         (["--model", str(tmp_path / "missing.zip"), "--env", "CartPole-v1"], "no such file"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v1", "--gym-packages", "no_such_module"], "no_such"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v1", "--out", str(tmp_path / "full")], "not empty"),
+        (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v1", "--threads", "0"], "must be positive"),
     ]
     for arguments, message in cases:
         if "--out" not in arguments:
@@ -134,3 +135,19 @@ def test_command_errors(tmp_path, capsys):
         explain(plain, np.zeros((1, 4)))
     with pytest.raises(ValueError, match="shape"):
         explain(dueling, np.zeros((1, 3)))
+
+
+def test_command_sets_its_threads_and_the_library_does_not(tmp_path, monkeypatch):
+    tiny_model().save(tmp_path / "model.zip")
+    calls: list[int] = []
+    monkeypatch.setattr(th, "set_num_threads", calls.append)
+    command = ["--model", str(tmp_path / "model.zip"), "--env", "CartPole-v1", "--max-steps", "5"]
+    assert explain_main([*command, "--out", str(tmp_path / "default")]) == 0
+    assert explain_main([*command, "--out", str(tmp_path / "two"), "--threads", "2"]) == 0
+    assert calls == [1, 2]
+    # importing the library leaves a user's setting alone (the API is re-exported by the package)
+    code = (
+        "import torch as th; th.set_num_threads(2); import sb3_dueling, sb3_dueling.progress;"
+        "from sb3_dueling.explain import Explanation, explain; print(th.get_num_threads())"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "2\n"

@@ -9,6 +9,7 @@ in orange and the advantage stream's in blue (the paper's figure 2), step, V and
 on it, and an animated GIF per episode. For vector observations: per episode, a plot of V(s), the
 advantage gap between the best and second-best action and the chosen action over time, with heat
 maps of each stream's saliency per observation feature. Each episode's numbers also go to an .npz.
+Runs on one torch thread unless ``--threads`` says otherwise (docs/speed.md).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -105,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=5000, help="steps per episode at most")
     parser.add_argument("--scale", type=int, default=4, help="upscaling of image frames")
     parser.add_argument("--gym-packages", nargs="+", default=[], help="modules to import that register envs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
     args = parser.parse_args(argv)
     try:
-        if args.episodes < 1 or args.max_steps < 1 or args.scale < 1:
-            raise UsageError("--episodes, --max-steps and --scale must be positive")
+        if args.episodes < 1 or args.max_steps < 1 or args.scale < 1 or args.threads < 1:
+            raise UsageError("--episodes, --max-steps, --scale and --threads must be positive")
         if args.out.exists() and any(args.out.iterdir()):
             raise UsageError(f"--out {args.out}: exists and is not empty (nothing there is overwritten); choose another")
         with contextlib.suppress(ImportError):  # Atari ids, when ale-py is installed
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    th.set_num_threads(args.threads)  # the command's own process: the library leaves the setting alone
     args.out.mkdir(parents=True, exist_ok=True)
     image = is_image_space(model.observation_space)
     assert isinstance(model.observation_space, spaces.Box)
