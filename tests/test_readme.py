@@ -1,0 +1,28 @@
+"""Every Python snippet of the README runs, in order in one session as a reader would run them, with short budgets."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+SNIPPET = re.compile(r"```python\n(.*?)```", re.DOTALL)
+STEP_COUNT = re.compile(r"\b\d{1,3}(?:_\d{3})+\b")  # 50_000, 1_000_000: the snippets' budgets and sizes
+#: Each budget in the snippets and the one it runs with here (a run, a checkpoint interval, a buffer size)
+SHORTER = {"50_000": "1_500", "100_000": "600", "1_000_000": "600", "10_000": "200"}
+
+
+def shortened(snippet: str) -> str:
+    counts = set(STEP_COUNT.findall(snippet))
+    assert counts <= SHORTER.keys(), f"add a short budget for {counts - SHORTER.keys()} to SHORTER"
+    return STEP_COUNT.sub(lambda match: SHORTER[match.group()], snippet)
+
+
+def test_readme_snippets_run(tmp_path, monkeypatch):
+    snippets = SNIPPET.findall(README.read_text())
+    assert len(snippets) >= 5  # usage, drop-in, explain, prioritized replay, checkpoints
+    monkeypatch.chdir(tmp_path)  # they save files in the working folder
+    session: dict[str, object] = {}
+    for number, snippet in enumerate(snippets):  # a traceback names the snippet that failed
+        exec(compile(shortened(snippet), f"<README.md python snippet {number}>", "exec"), session)
+    # what the snippets promise to leave behind
+    assert {"dueling_cartpole.zip", "buffer.pkl", "checkpoints"} <= {path.name for path in tmp_path.iterdir()}
+    assert session["model"].num_timesteps == 600  # resumed from the last checkpoint, which ended the run
