@@ -1,4 +1,7 @@
-"""Crash-safe checkpoints, exact resume, damaged files, a full disk, and the non-finite guard."""
+"""
+Crash-safe checkpoints, exact resume, envs that lose their state when pickled, damaged files, a full
+disk, and the non-finite guard.
+"""
 
 import errno
 import json
@@ -10,18 +13,20 @@ import sys
 import time
 from pathlib import Path
 
+import ale_py
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
 from sb3_dueling.checkpoints import (
     MANIFEST,
     CheckpointError,
+    MissingCheckpointFileError,
     ResumableCheckpointCallback,
     find_latest_checkpoint,
     load_checkpoint,
@@ -30,9 +35,10 @@ from sb3_dueling.checkpoints import (
     resume_training,
     save_checkpoint,
 )
+from sb3_dueling.checkpoints.env_state import save_envs
+from tests.conftest import SMALL_SETTINGS
 
-SMALL = dict(learning_starts=100, buffer_size=2000, batch_size=16, train_freq=4, target_update_interval=50)
-SMALL = dict(SMALL, policy_kwargs=dict(net_arch=[32]), exploration_fraction=0.5)
+SMALL = dict(SMALL_SETTINGS, policy_kwargs=dict(net_arch=[32]), exploration_fraction=0.5)
 
 
 def new_model(seed: int = 0, **kwargs) -> DuelingDQN:
@@ -138,6 +144,10 @@ def test_foreign_and_incompatible_files(tmp_path):
         load_model_file(foreign, DuelingDQN)
     with pytest.raises(CheckpointError, match="no such file"):
         load_model_file(tmp_path / "missing.zip", DuelingDQN)
+    # a missing file is also SB3's FileNotFoundError, and a path without .zip is named as given
+    with pytest.raises(FileNotFoundError, match=r"missing: no such file \(nor .*missing\.zip\)$") as raised:
+        load_model_file(tmp_path / "missing", DuelingDQN)
+    assert isinstance(raised.value, MissingCheckpointFileError) and raised.value.path == tmp_path / "missing"
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         load_checkpoint(tmp_path)
 
@@ -234,9 +244,9 @@ from sb3_dueling import DuelingDQN
 from sb3_dueling.checkpoints import ResumableCheckpointCallback, find_latest_checkpoint, resume_training
 from stable_baselines3.common.env_util import make_vec_env
 
-folder, total = sys.argv[1], int(sys.argv[2])
+folder, total, env_id = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if find_latest_checkpoint(folder) is None:
-    model = DuelingDQN("MlpPolicy", make_vec_env("CartPole-v1", seed=0), seed=0, learning_starts=100, buffer_size=5000,
+    model = DuelingDQN("MlpPolicy", make_vec_env(env_id, seed=0), seed=0, learning_starts=100, buffer_size=5000,
                        batch_size=16, train_freq=4, target_update_interval=50, policy_kwargs=dict(net_arch=[32]))
     model.learn(total, callback=ResumableCheckpointCallback(100, folder, keep=2))
 else:
@@ -250,7 +260,7 @@ def newest_step(folder: Path) -> int:
     return int(entries[-1]["timesteps"]) if entries else 0
 
 
-def kill_loop(folder: Path, total: int, kills: int, seed: int) -> int:
+def kill_loop(folder: Path, total: int, kills: int, seed: int, env_id: str = "CartPole-v1") -> int:
     """
     Start training, SIGKILL it `kills` times at random moments, resume each time; return the kills survived.
 
@@ -266,7 +276,7 @@ def kill_loop(folder: Path, total: int, kills: int, seed: int) -> int:
         target = newest_step(folder) + rng.randint(1, 300)
         with open(log, "w") as output:
             process = subprocess.Popen(
-                [sys.executable, "-c", TRAIN_SCRIPT, str(folder), str(total)], env=env, stdout=output, stderr=output
+                [sys.executable, "-c", TRAIN_SCRIPT, str(folder), str(total), env_id], env=env, stdout=output, stderr=output
             )
         if attempt == kills:
             assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
@@ -290,6 +300,58 @@ def test_training_survives_sigkill_at_random_moments(tmp_path):
     survived = kill_loop(tmp_path, total=6000, kills=8, seed=0)
     print(f"survived {survived} kills")
     assert survived == 8
+
+
+def test_lunar_lander_survives_sigkill_and_resumes_without_env(tmp_path):
+    """LunarLander pickles without error but comes back without its Box2D bodies: rebuilt from its spec."""
+    survived = kill_loop(tmp_path, total=1500, kills=2, seed=2, env_id="LunarLander-v3")
+    assert survived == 2
+    assert "envs.pkl" not in read_manifest(tmp_path)[-1]["files"]
+
+
+CLIPPED_REWARDS = dict(wrapper_class=gym.wrappers.ClipReward, wrapper_kwargs=dict(min_reward=-1.0, max_reward=1.0))
+
+
+def test_an_env_that_loses_its_state_when_pickled_gets_no_snapshot():
+    cartpole, lunar_lander = make_vec_env("CartPole-v1", n_envs=2), make_vec_env("LunarLander-v3", n_envs=2)
+    cartpole.reset(), lunar_lander.reset()
+    assert save_envs(cartpole).snapshot is not None and save_envs(cartpole).problem is None
+    saved = save_envs(lunar_lander)
+    assert saved.snapshot is None and [spec.id for spec in saved.specs] == ["LunarLander-v3"] * 2
+    assert saved.problem.startswith("the envs lose their state when pickled: env.envs[0].env") and ".legs" in saved.problem
+    # an extra wrapper: neither a snapshot nor a spec to rebuild from, so loading asks for env=
+    wrapped = make_vec_env("LunarLander-v3", **CLIPPED_REWARDS)
+    wrapped.reset()
+    assert save_envs(wrapped).snapshot is None and save_envs(wrapped).specs is None
+
+
+def test_lossy_envs_that_cannot_be_rebuilt_ask_for_env(tmp_path):
+    env = make_vec_env("LunarLander-v3", seed=0, **CLIPPED_REWARDS)
+    model = DuelingDQN("MlpPolicy", env, seed=0, **SMALL)
+    model.learn(100, callback=ResumableCheckpointCallback(100, tmp_path))
+    with pytest.raises(CheckpointError, match=r"lose their state when pickled.*pass the envs to continue in as env="):
+        load_checkpoint(tmp_path)
+    resumed = load_checkpoint(tmp_path, env=make_vec_env("LunarLander-v3", seed=1))
+    resumed.learn(100, reset_num_timesteps=False)
+    assert resumed.num_timesteps == 200
+
+
+gym.register_envs(ale_py)
+ATARI = dict(learning_starts=50, buffer_size=100, batch_size=8, train_freq=4, target_update_interval=50)
+
+
+def test_atari_resumes_without_env_or_asks_for_it(tmp_path):
+    """From an env id (Monitor-wrapped gym.make): rebuilt on load. Through Atari wrappers: a clear message."""
+    model = DuelingDQN("CnnPolicy", "ALE/Pong-v5", seed=0, **ATARI)
+    model.learn(100, callback=ResumableCheckpointCallback(100, tmp_path / "id"))
+    resumed = load_checkpoint(tmp_path / "id")
+    resumed.learn(100, reset_num_timesteps=False)
+    assert resumed.num_timesteps >= 200 and resumed.get_env().observation_space.shape == (3, 210, 160)
+
+    model = DuelingDQN("CnnPolicy", make_atari_env("PongNoFrameskip-v4", seed=0), seed=0, **ATARI)
+    model.learn(100, callback=ResumableCheckpointCallback(100, tmp_path / "wrapped"))
+    with pytest.raises(CheckpointError, match="pass the envs to continue in as env="):
+        load_checkpoint(tmp_path / "wrapped")
 
 
 @pytest.mark.slow
