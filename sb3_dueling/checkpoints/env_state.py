@@ -80,29 +80,29 @@ def find_lost_state(original: Any, restored: Any, where: str = "env", seen: set[
 
 
 def _find_lost_part(original: Any, restored: Any, where: str, seen: set[int]) -> str | None:
-    if isinstance(original, (dict, list, tuple)):
-        keys, keys_back = (list(original), list(restored)) if isinstance(original, dict) else (len(original), len(restored))
-        parts = [
-            (f"{where}[{key!r}]", original[key], restored[key])
-            for key in (original if isinstance(original, dict) else range(len(original)))
-        ]
-    elif hasattr(original, "__dict__"):
-        keys, keys_back = list(vars(original)), list(vars(restored))
-        parts = [(f"{where}.{name}", value, vars(restored)[name]) for name, value in vars(original).items()]
-    else:
-        try:
-            reduced, reduced_back = _reduce(original), _reduce(restored)
-        except TypeError as error:
-            return f"{where} cannot be compared ({error})"
-        keys, keys_back = len(reduced), len(reduced_back)
-        parts = [(f"{where}<pickled>", reduced, reduced_back)]
-    if keys != keys_back:
-        return f"{where} held {keys}, came back with {keys_back}"
-    for part_where, part, part_back in parts:
-        lost = find_lost_state(part, part_back, part_where, seen)
+    try:
+        parts, parts_back = _parts(original), _parts(restored)
+    except TypeError as error:  # an extension type that pickles through cloudpickle only
+        return f"{where} cannot be compared ({error})"
+    if list(parts) != list(parts_back):
+        missing = ", ".join(label for label in parts if label not in parts_back)
+        return f"{where} held {len(parts)} parts, {len(parts_back)} after the round trip (lost: {missing or 'none'})"
+    for label, part in parts.items():
+        lost = find_lost_state(part, parts_back[label], f"{where}{label}", seen)
         if lost is not None:
             return lost
     return None
+
+
+def _parts(obj: Any) -> dict[str, Any]:
+    """The parts of a container or object, by the label that follows its name in a path (``[0]``, ``.name``)."""
+    if isinstance(obj, dict):
+        return {f"[{key!r}]": value for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return {f"[{i}]": value for i, value in enumerate(obj)}
+    if hasattr(obj, "__dict__"):
+        return {f".{name}": value for name, value in vars(obj).items()}
+    return {"<pickled>": _reduce(obj)}
 
 
 def _reduce(obj: Any) -> tuple[Any, ...]:
@@ -137,12 +137,14 @@ def save_envs(env: VecEnv | None) -> SavedEnvs:
     env = _without_readded_wrappers(env)
     try:
         snapshot = cloudpickle.dumps(env)
-        problem = find_lost_state(env, pickle.loads(snapshot))
+        lost = find_lost_state(env, pickle.loads(snapshot))
     except Exception as error:  # subprocess envs, open files (Monitor logs)
         problem = f"the envs cannot be pickled ({type(error).__name__}: {error})"
-    if problem is None:
-        return SavedEnvs(snapshot=snapshot)
-    return SavedEnvs(specs=_env_specs(env), problem=f"the envs do not survive pickling: {problem}")
+    else:
+        if lost is None:
+            return SavedEnvs(snapshot=snapshot)
+        problem = f"the envs lose their state when pickled: {lost}"
+    return SavedEnvs(specs=_env_specs(env), problem=problem)
 
 
 def _env_specs(env: VecEnv) -> list[EnvSpec] | None:
