@@ -1,25 +1,84 @@
-"""The dueling_dqn search space and its conversion to DuelingDQN arguments (no training)."""
+"""The dueling_dqn search space, the Zoo patches, and the checks of hyperparameters (no training)."""
 
+from pathlib import Path
+
+import gymnasium as gym
 import optuna
 import pytest
 import yaml
-from rl_zoo3 import hyperparams_opt, utils
+from matplotlib import pyplot as plt
+from rl_zoo3 import exp_manager, hyperparams_opt, utils
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3 import DQN
+from torch import nn
 
-from sb3_dueling import DuelingDQN
-from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG, register_zoo
-from sb3_dueling.zoo.__main__ import check_hyperparams, check_policy_kwargs
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling.user_input import (
+    DQN_CONFIG,
+    DUELING_DQN_CONFIG,
+    UsageError,
+    check_hyperparams,
+    check_policy,
+    did_you_mean,
+    evaluate_as_zoo,
+    read_hyperparams_entry,
+)
+from sb3_dueling.zoo import zoo_patches
+from sb3_dueling.zoo.__main__ import figure_files, main
+from sb3_dueling.zoo.figures import FigureFiles
 from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
 
 ADDITIONAL_ARGS = {"using_her_replay_buffer": False, "her_kwargs": {}}
 
 
-def test_register_zoo_is_idempotent():
-    register_zoo()
-    register_zoo()
-    assert utils.ALGOS["dueling_dqn"] is DuelingDQN
-    assert hyperparams_opt.HYPERPARAMS_SAMPLER["dueling_dqn"] is sample_dueling_dqn_params
-    assert hyperparams_opt.HYPERPARAMS_CONVERTER["dueling_dqn"] is convert_dueling_dqn_params
-    assert utils.ALGOS["dqn"].__name__ == "DQN"  # the Zoo's own entries are untouched
+def patched_things() -> list[object]:
+    """What zoo_patches may change: the Zoo's tables (copies), ExperimentManager's methods, Optuna, Matplotlib."""
+    tables = (utils.ALGOS, hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER)
+    methods = (ExperimentManager.create_callbacks, ExperimentManager.setup_experiment, ExperimentManager.learn)
+    return [
+        *(dict(table) for table in tables),
+        *methods,
+        optuna.create_study,
+        plt.show,
+        vars(exp_manager).get("PrioritizedReplayBuffer"),
+    ]
+
+
+def test_zoo_patches_apply_in_the_block_and_are_undone_after(tmp_path):
+    before = patched_things()
+    assert "dueling_dqn" not in utils.ALGOS and before[-1] is None
+    with zoo_patches(checkpoint_freq=10, resume=tmp_path, heartbeat=5, figures=FigureFiles(tmp_path, "")):
+        assert utils.ALGOS["dueling_dqn"] is DuelingDQN
+        assert hyperparams_opt.HYPERPARAMS_SAMPLER["dueling_dqn"] is sample_dueling_dqn_params
+        assert hyperparams_opt.HYPERPARAMS_CONVERTER["dueling_dqn"] is convert_dueling_dqn_params
+        assert exp_manager.PrioritizedReplayBuffer is PrioritizedReplayBuffer  # type: ignore[attr-defined]
+        assert utils.ALGOS["dqn"] is DQN  # the Zoo's own entries are untouched
+        during = patched_things()
+        assert all(now is not then for now, then in zip(during[3:-1], before[3:-1]))  # every method replaced
+    assert patched_things() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--env", "Pendulum-v1", "--checkpoint-freq", "10", "--optuna-heartbeat", "5"],  # exits 2 in the block
+        ["plot_train", "-a", "dueling_dqn", "-e", "CartPole-v1", "-f", "{tmp}"],  # runs the Zoo's command
+    ],
+)
+def test_main_undoes_the_patches(tmp_path, argv):
+    (tmp_path / "dueling_dqn").mkdir()
+    before = patched_things()
+    code = main([arg.format(tmp=tmp_path) for arg in argv])
+    assert code == (2 if argv[0] == "train" else 0)
+    assert patched_things() == before
+
+
+def test_plot_figures_go_next_to_what_they_plot(tmp_path):
+    assert figure_files("plot_train", None, ["-a", "dqn", "-e", "A-v1", "B-v1", "-f", "logs"]) == FigureFiles(
+        Path("logs/dqn"), "A-v1_B-v1_"
+    )
+    assert figure_files("plot_from_file", None, ["-i", "out/all.pkl"]).folder.as_posix() == "out"
+    assert figure_files("all_plots", tmp_path, []) == FigureFiles(tmp_path, "all_plots_")
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -39,12 +98,51 @@ def test_sampled_params_build_a_model(seed):
     model.learn(50)
 
 
-@pytest.mark.parametrize("config, algo", [(DUELING_DQN_CONFIG, "dueling_dqn"), (DQN_CONFIG, "dqn")])
-def test_every_shipped_entry_passes_the_checks(config, algo):
-    register_zoo()
+@pytest.mark.parametrize("config, algorithm", [(DUELING_DQN_CONFIG, DuelingDQN), (DQN_CONFIG, DQN)])
+def test_every_shipped_entry_passes_the_checks(config, algorithm):
     entries = yaml.safe_load(config.read_text())
     assert {"default", "atari", "CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0"} <= set(entries)
     for name, entry in entries.items():
-        check_hyperparams(algo, set(entry), name)
-        check_policy_kwargs(algo, entry, name)
+        check_hyperparams("algo", algorithm, set(entry), name)
+        check_policy("algo", algorithm, entry, name)
     assert entries["atari"]["policy"] == "DuelingNatureCnnPolicy" and entries["atari"]["frame_stack"] == 4
+
+
+def test_the_entry_is_the_one_the_zoo_reads():
+    import ale_py
+
+    gym.register_envs(ale_py)
+    assert read_hyperparams_entry(DUELING_DQN_CONFIG, "CartPole-v1")[0] == "CartPole-v1"
+    assert read_hyperparams_entry(DUELING_DQN_CONFIG, "PongNoFrameskip-v4")[0] == "atari"  # from the entry point
+    assert read_hyperparams_entry(DUELING_DQN_CONFIG, "Taxi-v3")[0] == "default"
+    assert evaluate_as_zoo("dict(net_arch=[64], activation_fn=nn.Tanh)")["activation_fn"] is nn.Tanh
+    assert evaluate_as_zoo(5e-4) == 5e-4
+    assert did_you_mean("learning_rat", ["learning_rate", "gamma"]) == " (did you mean 'learning_rate'?)"
+    assert did_you_mean("xyz", ["learning_rate"]) == ""
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"policy": "MlpPolcy"}, "'MlpPolcy' is not a policy of algo (did you mean 'MlpPolicy'?); choose from MlpPolicy, Cnn"),
+        ({"policy_kwargs": "dict(aggregation='median')"}, "policy_kwargs aggregation must be one of ['mean', 'max'], got"),
+        ({"policy_kwargs": "dict(net_arch=dict(valu=[8]))"}, "policy_kwargs net_arch has unknown key(s) ['valu']"),
+        ({"policy_kwargs": "dict(net_arc=[64])"}, "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did"),
+        ({"policy_kwargs": "[64]"}, "policy_kwargs must be a dict, got [64]"),
+        ({"policy_kwargs": "dict(net_arch=[64]"}, "policy_kwargs 'dict(net_arch=[64]' cannot be read"),
+    ],
+)
+def test_bad_policies_are_named(entry, message):
+    with pytest.raises(UsageError) as error:
+        check_policy("algo", DuelingDQN, {"policy": "MlpPolicy", **entry}, "here")
+    assert str(error.value).startswith("here: ") and message in str(error.value)
+
+
+def test_a_policy_argument_given_as_a_hyperparameter_says_where_it_belongs():
+    with pytest.raises(UsageError) as error:
+        check_hyperparams("dueling_dqn", DuelingDQN, {"aggregation"}, "-params")
+    assert str(error.value).startswith("-params: 'aggregation' is not a hyperparameter of dueling_dqn but an argument")
+    assert str(error.value).endswith('give it in policy_kwargs, as in -params policy_kwargs:"dict(aggregation=...)"')
+    with pytest.raises(UsageError) as error:
+        check_hyperparams("dueling_dqn", DuelingDQN, {"learning_rat"}, "a.yml")
+    assert str(error.value) == "a.yml: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean 'learning_rate'?)"

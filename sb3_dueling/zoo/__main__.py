@@ -3,209 +3,187 @@ The RL Zoo's commands, with ``dueling_dqn`` registered:
 
     python -m sb3_dueling.zoo train --algo dueling_dqn --env CartPole-v1 [any rl_zoo3 train flag]
     python -m sb3_dueling.zoo enjoy --algo dueling_dqn --env CartPole-v1 -f logs/
-    python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ...
+    python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ... [--figure-folder DIR]
     python -m sb3_dueling.zoo config [dueling_dqn|dqn]   (prints the path of a hyperparameter file)
 
-(``sb3-dueling-zoo`` is the same command.)
+(``sb3-dueling-zoo`` is the same command; ``COMMAND -h`` lists the Zoo's options and ours.)
 
-``train`` adds, before handing over to the Zoo: ``--algo dueling_dqn`` and ``-conf`` the package's
-``dueling_dqn.yml`` when they are not given; with ``-optimize``, an SQLite study under the log
-folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that running the
-same command again resumes the study. Bad input (an unknown env id, an unknown hyperparameter, an
-unsupported or unreachable storage) stops it with a clear message and exit code 2.
+``train`` and ``enjoy`` add, before handing over to the Zoo: ``--algo dueling_dqn`` and
+``--num-threads 1`` when they are not given (one PyTorch thread: the small networks train no faster
+on more, and on a busy machine more threads spin against the other processes; see docs/speed.md);
+``train`` also ``-conf`` the package's ``dueling_dqn.yml``, and with ``-optimize`` an SQLite study
+under the log folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that
+running the same command again resumes the study. Bad input (an unknown env id, an env without
+discrete actions, an unknown hyperparameter or policy, an unsupported or unreachable storage, a
+missing model) stops it with a clear message and exit code 2, before anything is written.
 Database studies get a heartbeat (``--optuna-heartbeat SECONDS``, default 60): a killed worker's
 trial is marked FAIL once three beats are missed, instead of staying RUNNING.
 ``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the
-newest one (see ``sb3_dueling.zoo.checkpointing``).
+newest one (see ``sb3_dueling.zoo.checkpointing``). The plot commands save their figures as PNG
+files (``--figure-folder``) and print where, besides showing them where there is a display.
 """
 
 import argparse
-import difflib
-import importlib
-import inspect
+import contextlib
+import io
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-import yaml
-
-from sb3_dueling.zoo import ALGO, DQN_CONFIG, DUELING_DQN_CONFIG, register_zoo
-from sb3_dueling.zoo.studies import HEARTBEAT_INTERVAL, enable_heartbeat
+from sb3_dueling.user_input import (
+    DQN_CONFIG,
+    DUELING_DQN_CONFIG,
+    UsageError,
+    check_discrete_actions,
+    check_env_id,
+    check_hyperparams,
+    check_policy,
+    check_storage,
+    evaluate_as_zoo,
+    read_hyperparams_entry,
+)
+from sb3_dueling.zoo.figures import FigureFiles
+from sb3_dueling.zoo.patches import ALGO, zoo_patches
+from sb3_dueling.zoo.studies import HEARTBEAT_INTERVAL
 
 COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
-# Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
-ZOO_KEYS = {
-    "n_timesteps",
-    "policy",
-    "n_envs",
-    "normalize",
-    "frame_stack",
-    "env_wrapper",
-    "vec_env_wrapper",
-    "callback",
-    "env_kwargs",
-    "monitor_kwargs",
-    "noise_type",
-    "noise_std",
+PLOTS = ("plot_train", "plot_from_file", "all_plots")
+#: The Zoo's algorithms that act in a Discrete action space only
+DISCRETE_ALGOS = (ALGO, "dqn", "qrdqn")
+FIGURE_FOLDER_HELP = "  --figure-folder DIR     where the figures are saved as PNG files (default: {})\n"
+#: This package's options and defaults, printed before the Zoo's own help
+OWN_HELP = {
+    "train": (
+        "  --checkpoint-freq N     write a crash-safe checkpoint every N env steps (to <run folder>/checkpoints)\n"
+        "  --resume FOLDER         continue from the newest complete checkpoint in FOLDER\n"
+        f"  --optuna-heartbeat S    seconds between a database study's heartbeats (default {HEARTBEAT_INTERVAL})\n"
+        f"  defaults: --algo {ALGO}, -conf {DUELING_DQN_CONFIG}, --num-threads 1\n"
+    ),
+    "enjoy": f"  defaults: --algo {ALGO}, --num-threads 1\n",
+    "plot_train": FIGURE_FOLDER_HELP.format("the -f folder's <algo> folder, next to the runs"),
+    "plot_from_file": FIGURE_FOLDER_HELP.format("the folder of the -i file"),
+    "all_plots": FIGURE_FOLDER_HELP.format("the working directory"),
 }
-STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
-class UsageError(Exception):
-    """Bad input on the command line or in a hyperparameter file."""
-
-
-def check_env_id(env_id: str, gym_packages: list[str]) -> None:
-    import gymnasium as gym
-    import rl_zoo3.import_envs  # noqa: F401  the envs the Zoo registers (Atari, ...)
-
-    for package in gym_packages:
-        importlib.import_module(package)
-    if env_id not in gym.envs.registry:
-        close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UsageError(f"unknown env id {env_id!r}: it is not in the Gymnasium registry{hint}")
-
-
-def hyperparams_entry(config: Path, env_id: str) -> tuple[str, dict[str, Any]]:
-    """The entry of ``config`` that the Zoo would use for ``env_id`` (the env's own, ``atari`` or ``default``)."""
-    from rl_zoo3.exp_manager import ExperimentManager
-
-    with open(config) as file:
-        entries = yaml.safe_load(file) or {}
-    candidates = [env_id, "atari", "default"] if ExperimentManager.is_atari(env_id) else [env_id, "default"]
-    for name in candidates:
-        if name in entries:
-            return name, entries[name]
-    raise UsageError(f"{config} has no entry for {env_id!r} and no 'default' entry")
-
-
-def check_hyperparams(algo: str, keys: set[str], where: str) -> None:
-    from rl_zoo3.utils import ALGOS
-
-    parameters = inspect.signature(ALGOS[algo].__init__).parameters
-    allowed = ZOO_KEYS | {name for name in parameters if name not in ("self", "env") and not name.startswith("_")}
-    for key in sorted(keys - allowed):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"{where}: {key!r} is not a hyperparameter of {algo}{hint}")
-
-
-def check_policy_kwargs(algo: str, entry: dict[str, Any], where: str) -> None:
-    """Check the keys of an entry's ``policy_kwargs`` against its policy's constructor."""
-    from rl_zoo3.utils import ALGOS
-    from torch import nn
-
-    policy_kwargs = entry.get("policy_kwargs")
-    if isinstance(policy_kwargs, str):
-        try:
-            policy_kwargs = eval(policy_kwargs, {"dict": dict, "nn": nn})  # the Zoo evaluates it the same way
-        except Exception as error:
-            raise UsageError(f"{where}: policy_kwargs {entry['policy_kwargs']!r} cannot be read: {error}") from error
-    policy = ALGOS[algo].policy_aliases.get(entry.get("policy", "MlpPolicy"))
-    if not isinstance(policy_kwargs, dict) or policy is None:
-        return
-    allowed = set(inspect.signature(policy.__init__).parameters) - {"self", "observation_space", "action_space", "lr_schedule"}
-    for key in sorted(set(policy_kwargs) - allowed):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"{where}: {key!r} is not an argument of {policy.__name__} in policy_kwargs{hint}")
-
-
-def check_storage(storage: str) -> None:
-    if storage.endswith(".log"):
-        return  # Optuna's journal file, which the Zoo supports as is
-    scheme = storage.split("://", 1)[0].split("+", 1)[0] if "://" in storage else ""
-    if scheme not in STORAGE_SCHEMES:
-        raise UsageError(
-            f"unsupported --storage {storage!r}: use sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
-            "mysql://..., or a journal file PATH.log"
-        )
-    if scheme == "sqlite":
-        return
-    import sqlalchemy
-
-    try:
-        with sqlalchemy.create_engine(storage, connect_args={"connect_timeout": 10}).connect():
-            pass
-    except Exception as error:  # the driver's own errors differ (missing driver, refused, auth)
-        shown = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, ModuleNotFoundError):
-            reason += " (the database driver is missing: pip install 'sb3_dueling[zoo]' brings PostgreSQL's)"
-        raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error
-
-
-def env_parser() -> argparse.ArgumentParser:
-    """The Zoo's env arguments, read leniently (the Zoo parses the whole command line itself)."""
-    parser = argparse.ArgumentParser(add_help=False)
+def lenient_parser() -> argparse.ArgumentParser:
+    """A parser of some of a Zoo command's arguments (the Zoo parses the whole command line itself)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--algo", default=None)
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--gym-packages", nargs="+", default=[])
+    parser.add_argument("--num-threads", type=int, default=None)
     return parser
 
 
-def prepare_checkpointing(args: list[str]) -> list[str]:
-    """Take ``--checkpoint-freq`` and ``--resume`` (ours, not the Zoo's) out of the arguments and set them up."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--checkpoint-freq", type=int, default=None)
-    parser.add_argument("--resume", type=Path, default=None)
-    known, rest = parser.parse_known_args(args)
-    if known.checkpoint_freq is not None and known.checkpoint_freq < 1:
-        raise UsageError(f"--checkpoint-freq must be a positive number of env steps, got {known.checkpoint_freq}")
-    if known.resume is not None:
+def with_defaults(args: list[str], known: argparse.Namespace) -> list[str]:
+    """``args`` with ``--algo dueling_dqn`` and ``--num-threads 1`` unless given."""
+    return [
+        *args,
+        *(["--algo", ALGO] if known.algo is None else []),
+        *(["--num-threads", "1"] if known.num_threads is None else []),
+    ]
+
+
+def own_options(command: str, args: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """
+    Take this package's options out of a Zoo command's arguments.
+
+    :return: The keyword arguments of :func:`zoo_patches`, and the arguments for the Zoo
+    """
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    if command == "train":
+        parser.add_argument("--checkpoint-freq", type=int, default=None)
+        parser.add_argument("--resume", type=Path, default=None)
+        parser.add_argument("--optuna-heartbeat", type=int, default=HEARTBEAT_INTERVAL)
+        known, rest = parser.parse_known_args(args)
+        check_checkpointing(known.checkpoint_freq, known.resume)
+        if known.optuna_heartbeat < 1:
+            raise UsageError(f"--optuna-heartbeat must be a positive number of seconds, got {known.optuna_heartbeat}")
+        return dict(checkpoint_freq=known.checkpoint_freq, resume=known.resume, heartbeat=known.optuna_heartbeat), rest
+    if command in PLOTS:
+        parser.add_argument("--figure-folder", type=Path, default=None)
+        known, rest = parser.parse_known_args(args)
+        return {"figures": figure_files(command, known.figure_folder, rest)}, rest
+    return {}, args
+
+
+def check_checkpointing(checkpoint_freq: int | None, resume: Path | None) -> None:
+    if checkpoint_freq is not None and checkpoint_freq < 1:
+        raise UsageError(f"--checkpoint-freq must be a positive number of env steps, got {checkpoint_freq}")
+    if resume is not None:
         from sb3_dueling.checkpoints import CheckpointError, find_latest_checkpoint
 
         try:
-            if find_latest_checkpoint(known.resume) is None:
-                raise UsageError(f"--resume {known.resume}: no checkpoint there")
+            if find_latest_checkpoint(resume) is None:
+                raise UsageError(f"--resume {resume}: no checkpoint there")
         except CheckpointError as error:
             raise UsageError(f"--resume: {error}") from error
-    from sb3_dueling.zoo.checkpointing import enable_checkpoints, enable_resume
 
-    if known.checkpoint_freq is not None:
-        enable_checkpoints(known.checkpoint_freq)
-    if known.resume is not None:
-        enable_resume(known.resume)
-    return rest
+
+def figure_files(command: str, folder: Path | None, args: list[str]) -> FigureFiles:
+    """Where the figures of a plot command go: ``folder``, else next to what it plots (see ``OWN_HELP``)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    if command == "plot_train":
+        parser.add_argument("-a", "--algo", default="")
+        parser.add_argument("-e", "--env", nargs="+", default=[])
+        parser.add_argument("-f", "--exp-folder", default=".")
+        known, _ = parser.parse_known_args(args)
+        return FigureFiles(folder or Path(known.exp_folder) / known.algo, f"{'_'.join(known.env)}_")
+    if command == "plot_from_file":
+        parser.add_argument("-i", "--input", type=Path, default=Path("results"))
+        known, _ = parser.parse_known_args(args)
+        return FigureFiles(folder or known.input.parent, f"{known.input.stem}_")
+    return FigureFiles(folder or Path("."), f"{command}_")
 
 
 def prepare_train(args: list[str]) -> list[str]:
     """Check the ``train`` arguments and add this package's defaults; returns the arguments for the Zoo."""
-    args = prepare_checkpointing(args)
-    parser = env_parser()
-    parser.add_argument("--algo", default=None)
+    from rl_zoo3.utils import ALGOS
+
+    parser = lenient_parser()
     parser.add_argument("-conf", "--conf-file", default=None)
     parser.add_argument("-f", "--log-folder", default="logs")
+    parser.add_argument("-i", "--trained-agent", default="")
     parser.add_argument("-optimize", "--optimize-hyperparameters", action="store_true")
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study-name", default=None)
     parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
+    parser.add_argument("--env-kwargs", nargs="+", default=[])
     known, _ = parser.parse_known_args(args)
-    heartbeat = argparse.ArgumentParser(add_help=False)
-    heartbeat.add_argument("--optuna-heartbeat", type=int, default=HEARTBEAT_INTERVAL)
-    interval, args = heartbeat.parse_known_args(args)
-    if interval.optuna_heartbeat < 1:
-        raise UsageError(f"--optuna-heartbeat must be a positive number of seconds, got {interval.optuna_heartbeat}")
     if "-h" in args or "--help" in args:
         return args
-
-    args = list(args)
+    args = with_defaults(args, known)
     algo = known.algo or ALGO
-    if known.algo is None:
-        args += ["--algo", ALGO]
     if known.conf_file is None and algo == ALGO:
         args += ["-conf", str(DUELING_DQN_CONFIG)]
     config = Path(known.conf_file) if known.conf_file else DUELING_DQN_CONFIG
 
-    check_env_id(known.env, known.gym_packages)
-    if config.suffix in (".yml", ".yaml") and not config.is_file():
-        raise UsageError(f"-conf {str(config)!r}: no such file")
-    if config.suffix in (".yml", ".yaml"):
-        entry, hyperparams = hyperparams_entry(config, known.env)
-        check_hyperparams(algo, set(hyperparams), f"{config}, entry {entry!r}")
-        check_policy_kwargs(algo, hyperparams, f"{config}, entry {entry!r}")
-    overrides = {item.split(":", 1)[0] for item in known.hyperparams}
-    check_hyperparams(algo, overrides, "-params")
+    check_env_id(known.env, ["rl_zoo3.import_envs", *known.gym_packages])  # the envs the Zoo registers (Atari...)
+    if known.trained_agent and not (known.trained_agent.endswith(".zip") and Path(known.trained_agent).is_file()):
+        raise UsageError(f"-i {known.trained_agent}: no such model file (a .zip that train saved)")
+    if algo not in ALGOS:
+        return args  # the Zoo lists its algorithms
+    algorithm = ALGOS[algo]
+    entry: dict[str, Any] = {}
+    if config.suffix in (".yml", ".yaml") and (known.conf_file or algo == ALGO):
+        if not config.is_file():
+            raise UsageError(f"-conf {str(config)!r}: no such file")
+        name, entry = read_hyperparams_entry(config, known.env)
+        check_hyperparams(algo, algorithm, entry, f"{config}, entry {name!r}")
+        check_policy(algo, algorithm, entry, f"{config}, entry {name!r}")
+    params = dict(item.partition(":")[::2] for item in known.hyperparams)
+    check_hyperparams(algo, algorithm, params, "-params")
+    policy_params = {key: zoo_value("-params", key, params[key]) for key in ("policy", "policy_kwargs") if key in params}
+    if policy_params:
+        check_policy(algo, algorithm, {**entry, **policy_params}, "-params")
+    if algo in DISCRETE_ALGOS:
+        env_kwargs: dict[str, Any] = dict(entry["env_kwargs"]) if isinstance(entry.get("env_kwargs"), dict) else {}
+        for item in known.env_kwargs:
+            key, _, value = item.partition(":")
+            env_kwargs[key] = zoo_value("--env-kwargs", key, value)
+        check_discrete_actions(known.env, algo, env_kwargs)
 
     if known.optimize_hyperparameters:
         study_name = known.study_name or f"{algo}_{known.env}"
@@ -218,17 +196,67 @@ def prepare_train(args: list[str]) -> list[str]:
             storage = f"sqlite:///{database}"
             args += ["--storage", storage]
         check_storage(storage)
-        enable_heartbeat(interval.optuna_heartbeat)
         print(f"Optuna study {study_name!r} in {storage.split('@')[-1]} (run the same command again to resume it)")
     elif known.storage is not None:
         check_storage(known.storage)
     return args
 
 
-def check_enjoy(args: list[str]) -> None:
-    """Check the env id of ``enjoy`` (the Zoo would fail deep inside on an unknown one)."""
-    known, _ = env_parser().parse_known_args(args)
-    check_env_id(known.env, known.gym_packages)
+def zoo_value(option: str, key: str, value: str) -> Any:
+    """A ``key:value`` of ``-params`` or ``--env-kwargs``, evaluated as the Zoo does."""
+    try:
+        return evaluate_as_zoo(value)
+    except Exception as error:  # eval of a user's string: any error
+        raise UsageError(
+            f"{option} {key}:{value}: {error} (the Zoo reads the value as Python: quote strings, as in {key}:\"'text'\")"
+        ) from error
+
+
+def prepare_enjoy(args: list[str]) -> list[str]:
+    """Check the ``enjoy`` arguments (the Zoo fails with a traceback on an unknown env or a missing model)."""
+    parser = lenient_parser()
+    parser.add_argument("-f", "--folder", default="rl-trained-agents")
+    parser.add_argument("--exp-id", type=int, default=0)
+    parser.add_argument("--load-best", action="store_true")
+    parser.add_argument("--load-checkpoint", type=int, default=None)
+    parser.add_argument("--load-last-checkpoint", action="store_true")
+    known, _ = parser.parse_known_args(args)
+    if "-h" in args or "--help" in args:
+        return args
+    check_env_id(known.env, ["rl_zoo3.import_envs", *known.gym_packages])
+    if "rl-trained-agents" not in known.folder:  # the Zoo downloads those from the Hugging Face Hub
+        from huggingface_sb3 import EnvironmentName
+        from rl_zoo3.utils import get_model_path
+
+        algo = known.algo or ALGO
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # which run it picks: the Zoo prints it again
+                get_model_path(
+                    known.exp_id,
+                    known.folder,
+                    algo,
+                    EnvironmentName(known.env),
+                    known.load_best,
+                    known.load_checkpoint,
+                    known.load_last_checkpoint,
+                )
+        except (AssertionError, ValueError) as error:
+            raise UsageError(
+                f"no model to enjoy: {error} (train one with: python -m sb3_dueling.zoo train "
+                f"--algo {algo} --env {known.env} -f {known.folder})"
+            ) from error
+    return with_defaults(args, known)
+
+
+PREPARE = {"train": prepare_train, "enjoy": prepare_enjoy}
+
+
+def run_zoo(command: str, args: list[str]) -> None:
+    from rl_zoo3.cli import main as zoo_main
+
+    # The Zoo's commands read their arguments from sys.argv
+    with mock.patch.object(sys, "argv", [f"{Path(sys.executable).name} -m sb3_dueling.zoo", command, *args]):
+        zoo_main()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,21 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; use one of {', '.join((*COMMANDS, 'config'))}", file=sys.stderr)
         return 2
-
-    register_zoo()
+    if "-h" in rest or "--help" in rest:
+        print(f"sb3_dueling.zoo {command}: the Zoo's options (below) and\n{OWN_HELP[command]}")
     try:
-        if command == "train":
-            rest = prepare_train(rest)
-        elif command == "enjoy":
-            check_enjoy(rest)
+        options, rest = own_options(command, rest)
+        with zoo_patches(**options):
+            if command in PREPARE:
+                rest = PREPARE[command](rest)
+            run_zoo(command, rest)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-    from rl_zoo3.cli import main as zoo_main
-
-    sys.argv = [f"{Path(sys.executable).name} -m sb3_dueling.zoo", command, *rest]
-    zoo_main()
     return 0
 
 

@@ -48,22 +48,17 @@ def open_database_storage(
     return open_storage()  # the last try: its error, if any, is the database's own
 
 
-def enable_heartbeat(interval: int = HEARTBEAT_INTERVAL) -> None:
+def with_heartbeat(storage: Any, interval: int = HEARTBEAT_INTERVAL) -> Any:
     """
-    Give the database studies the Zoo creates a heartbeat (Optuna's ``RDBStorage(heartbeat_interval=...)``):
-    when any worker starts a trial, the trials whose worker stopped beating ``GRACE_FACTOR * interval``
-    seconds ago (killed, pre-empted, lost its machine) are marked FAIL instead of staying RUNNING.
-    The storage is opened with :func:`open_database_storage`, so that workers can start together.
+    The storage to give ``optuna.create_study`` in place of the one the Zoo gives: a database URL
+    becomes a storage with a heartbeat (Optuna's ``RDBStorage(heartbeat_interval=...)``), opened with
+    :func:`open_database_storage` so that workers can start together. When any worker starts a
+    trial, the trials whose worker stopped beating ``GRACE_FACTOR * interval`` seconds ago (killed,
+    pre-empted, lost its machine) are marked FAIL instead of staying RUNNING.
 
-    The Zoo hands ``optuna.create_study`` a storage URL; this wraps the function for this process.
-
+    :param storage: What the Zoo passes: a URL, a journal file ``PATH.log`` (no heartbeat there), a storage or None
     :param interval: seconds between heartbeats
     """
-    create_study = optuna.create_study
-
-    def create_study_with_heartbeat(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
-        if isinstance(storage, str) and not storage.endswith(".log"):  # a database URL (journal files have no heartbeat)
-            storage = open_database_storage(storage, interval)
-        return create_study(*args, storage=storage, **kwargs)
-
-    optuna.create_study = create_study_with_heartbeat  # type: ignore[assignment]
+    if isinstance(storage, str) and not storage.endswith(".log"):
+        return open_database_storage(storage, interval)
+    return storage

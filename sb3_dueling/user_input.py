@@ -1,0 +1,228 @@
+"""
+What users type, read as the RL Zoo reads it and checked early with clear messages: the entries of
+Zoo hyperparameter files and command-line options. The commands print a :class:`UsageError` and
+exit with code 2, before anything is written.
+
+Imports neither rl_zoo3 nor Optuna: the benchmarks read the YAML files with it and measure each
+run's peak memory (``rl_zoo3.exp_manager`` alone adds about 40 MB).
+"""
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_dueling.policies import AGGREGATIONS, DuelingDQNPolicy, parse_net_arch
+
+HYPERPARAMS_FOLDER = Path(__file__).parent / "hyperparams"
+#: For ``python -m sb3_dueling.zoo train --algo dueling_dqn`` (the default ``-conf``)
+DUELING_DQN_CONFIG = HYPERPARAMS_FOLDER / "dueling_dqn.yml"
+#: For the unmodified Zoo: ``python -m rl_zoo3.train --algo dqn --gym-packages sb3_dueling -conf DQN_CONFIG``
+DQN_CONFIG = HYPERPARAMS_FOLDER / "dqn.yml"
+# Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
+ZOO_KEYS = {
+    "n_timesteps",
+    "policy",
+    "n_envs",
+    "normalize",
+    "frame_stack",
+    "env_wrapper",
+    "vec_env_wrapper",
+    "callback",
+    "env_kwargs",
+    "monitor_kwargs",
+    "noise_type",
+    "noise_std",
+}
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+class UsageError(Exception):
+    """Bad input on a command line or in a hyperparameter file."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` with the closest of ``choices`` to ``word``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether ``env_id`` is a registered Atari game: the Zoo's test, on the env's entry point."""
+    spec = gym.envs.registry.get(env_id)
+    return spec is not None and "AtariEnv" in str(spec.entry_point)
+
+
+def read_hyperparams_entry(config: Path, env_id: str) -> tuple[str, dict[str, Any]]:
+    """
+    The entry of a Zoo hyperparameter file that the Zoo uses for ``env_id``: the env's own, else
+    ``atari`` for an Atari game (registered, e.g. by importing ale_py), else ``default``.
+
+    :param config: The YAML file
+    :param env_id: The environment
+    :return: The entry's name and its contents as written (``policy_kwargs`` may be a string: see
+        :func:`evaluate_as_zoo`)
+    """
+    import yaml  # the zoo extra's
+
+    entries = yaml.safe_load(config.read_text()) or {}
+    fallback = "atari" if is_atari(env_id) else "default"
+    for name in (env_id, fallback):
+        if name in entries:
+            return name, dict(entries[name])
+    raise UsageError(f"{config} has no entry for {env_id!r} and no {fallback!r} entry")
+
+
+def evaluate_as_zoo(value: Any) -> Any:
+    """
+    A value as the Zoo reads it where it takes Python (a YAML entry's ``policy_kwargs``, the values of
+    ``-params`` and ``--env-kwargs``): a string is evaluated, with ``nn`` and ``th`` (torch) in scope.
+    """
+    if not isinstance(value, str):
+        return value
+    import torch as th
+    from torch import nn
+
+    return eval(value, {"dict": dict, "nn": nn, "th": th})
+
+
+def check_env_id(env_id: str, gym_packages: Iterable[str] = ()) -> None:
+    """
+    :param env_id: The ``--env`` given
+    :param gym_packages: Modules to import first, for the envs they register
+    """
+    for package in gym_packages:
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise UsageError(f"--gym-packages {package}: {error}") from error
+    if env_id not in gym.envs.registry:
+        hint = did_you_mean(env_id, gym.envs.registry)
+        raise UsageError(f"unknown env id {env_id!r}: it is not in the Gymnasium registry{hint}")
+
+
+def check_discrete_actions(env_id: str, algo: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    """
+    Check that ``env_id`` has the discrete actions the DQN family needs, by making it once.
+
+    :param env_id: A registered env id
+    :param algo: The algorithm's name, for the message
+    :param env_kwargs: Keyword arguments of the env
+    """
+    try:
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except (gym.error.Error, ImportError) as error:  # a missing dependency (Box2D, ale-py...)
+        raise UsageError(f"--env {env_id}: the env cannot be made: {error}") from error
+    action_space = env.action_space
+    env.close()
+    if not isinstance(action_space, spaces.Discrete):
+        raise UsageError(
+            f"--env {env_id} has the action space {action_space}; {algo} needs a discrete one (Discrete(n)), "
+            "as CartPole-v1, Acrobot-v1, LunarLander-v3 or the Atari games have"
+        )
+
+
+def check_hyperparams(algo: str, algorithm: type[BaseAlgorithm], keys: Iterable[str], where: str) -> None:
+    """
+    Check hyperparameter names against the algorithm's constructor and the keys the Zoo consumes.
+
+    :param algo: The algorithm's name for the Zoo (``dueling_dqn``), for the messages
+    :param algorithm: Its class
+    :param keys: The names given
+    :param where: Where they were given (``-params``, or a file and entry), for the messages
+    """
+    allowed = ZOO_KEYS | constructor_arguments(algorithm, ("env",))
+    policy_arguments = set().union(*(constructor_arguments(policy, ()) for policy in algorithm.policy_aliases.values()))
+    for key in sorted(set(keys) - allowed):
+        if key in policy_arguments:
+            example = f'-params policy_kwargs:"dict({key}=...)"' if where == "-params" else f'policy_kwargs: "dict({key}=...)"'
+            raise UsageError(
+                f"{where}: {key!r} is not a hyperparameter of {algo} but an argument of its policy: "
+                f"give it in policy_kwargs, as in {example}"
+            )
+        raise UsageError(f"{where}: {key!r} is not a hyperparameter of {algo}{did_you_mean(key, allowed)}")
+
+
+def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any], where: str) -> None:
+    """
+    Check an entry's ``policy`` name, the keys of its ``policy_kwargs`` against that policy's
+    constructor, and the values of the dueling options.
+
+    :param algo: The algorithm's name for the Zoo (``dueling_dqn``), for the messages
+    :param algorithm: Its class
+    :param entry: The hyperparameters (a YAML entry, or the ``-params``)
+    :param where: Where they were given, for the messages
+    """
+    name = entry.get("policy", "MlpPolicy")
+    if isinstance(name, str) and name not in algorithm.policy_aliases:
+        raise UsageError(
+            f"{where}: {name!r} is not a policy of {algo}{did_you_mean(name, algorithm.policy_aliases)}; "
+            f"choose from {', '.join(algorithm.policy_aliases)}"
+        )
+    policy = algorithm.policy_aliases.get(name)
+    if "policy_kwargs" not in entry or policy is None:
+        return
+    try:
+        policy_kwargs = evaluate_as_zoo(entry["policy_kwargs"])
+    except Exception as error:  # eval of a user's string: any error
+        raise UsageError(f"{where}: policy_kwargs {entry['policy_kwargs']!r} cannot be read: {error}") from error
+    if not isinstance(policy_kwargs, dict):
+        raise UsageError(f"{where}: policy_kwargs must be a dict, got {policy_kwargs!r}")
+    allowed = constructor_arguments(policy, ("observation_space", "action_space", "lr_schedule"))
+    for key in sorted(set(policy_kwargs) - allowed):
+        hint = did_you_mean(key, allowed)
+        raise UsageError(f"{where}: {key!r} is not an argument of {policy.__name__} in policy_kwargs{hint}")
+    if issubclass(policy, DuelingDQNPolicy):
+        check_dueling_values(policy_kwargs, where)
+
+
+def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
+    """The values of a dueling policy's ``aggregation`` and ``net_arch`` (the rest is checked when the model is built)."""
+    aggregation = policy_kwargs.get("aggregation", AGGREGATIONS[0])
+    if aggregation not in AGGREGATIONS:
+        raise UsageError(f"{where}: policy_kwargs aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
+    if policy_kwargs.get("net_arch") is not None:
+        try:
+            parse_net_arch(policy_kwargs["net_arch"])
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"{where}: policy_kwargs {error}") from error
+
+
+def constructor_arguments(cls: type, excluded: Iterable[str]) -> set[str]:
+    """The public arguments of the constructor of ``cls`` but ``excluded``."""
+    return {name for name in inspect.signature(cls).parameters if name not in excluded and not name.startswith("_")}
+
+
+def check_storage(storage: str) -> None:
+    """
+    Check an Optuna ``--storage``: its kind, and that a database server answers.
+
+    :param storage: A SQLAlchemy URL or a journal file ``PATH.log``
+    """
+    if storage.endswith(".log"):
+        return  # Optuna's journal file, which the Zoo supports as is
+    scheme = storage.split("://", 1)[0].split("+", 1)[0] if "://" in storage else ""
+    if scheme not in STORAGE_SCHEMES:
+        raise UsageError(
+            f"unsupported --storage {storage!r}: use sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
+            "mysql://..., or a journal file PATH.log"
+        )
+    if scheme == "sqlite":
+        return
+    import sqlalchemy
+
+    try:
+        with sqlalchemy.create_engine(storage, connect_args={"connect_timeout": 10}).connect():
+            pass
+    except Exception as error:  # the driver's own errors differ (missing driver, refused, auth)
+        shown = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, ModuleNotFoundError):
+            reason += " (the database driver is missing: pip install 'sb3_dueling[zoo]' brings PostgreSQL's)"
+        raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error

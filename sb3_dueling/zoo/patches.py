@@ -1,0 +1,121 @@
+"""
+Everything the Zoo glue changes in rl_zoo3, Optuna and Matplotlib, in one place: :func:`zoo_patches`
+applies it for one command and undoes it when the command ends.
+"""
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import optuna
+from matplotlib import pyplot as plt
+from rl_zoo3 import exp_manager, hyperparams_opt, utils
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
+from sb3_dueling.dueling_dqn import DuelingDQN
+from sb3_dueling.zoo.checkpointing import checkpoint_callback, resume_model
+from sb3_dueling.zoo.figures import FigureFiles, has_display
+from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
+from sb3_dueling.zoo.studies import with_heartbeat
+
+#: DuelingDQN's name in the Zoo (``--algo dueling_dqn``)
+ALGO = "dueling_dqn"
+
+
+@contextmanager
+def zoo_patches(
+    checkpoint_freq: int | None = None,
+    resume: Path | None = None,
+    heartbeat: int | None = None,
+    figures: FigureFiles | None = None,
+) -> Iterator[None]:
+    """
+    Within the ``with`` block: ``dueling_dqn`` is in the Zoo's tables of algorithms, samplers and
+    converters, and the options given change the Zoo's runs.
+
+    :param checkpoint_freq: Write crash-safe checkpoints every this many env steps
+    :param resume: Continue from the newest complete checkpoint in this folder
+    :param heartbeat: Give the database studies the Zoo creates a heartbeat, every this many seconds
+    :param figures: Save the figures the Zoo shows to these files
+    """
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(utils.ALGOS, {ALGO: DuelingDQN}))
+        stack.enter_context(mock.patch.dict(hyperparams_opt.HYPERPARAMS_SAMPLER, {ALGO: sample_dueling_dqn_params}))
+        stack.enter_context(mock.patch.dict(hyperparams_opt.HYPERPARAMS_CONVERTER, {ALGO: convert_dueling_dqn_params}))
+        # The Zoo evaluates a YAML `replay_buffer_class` string in its exp_manager module (as it does for
+        # HerReplayBuffer): our buffers must be names there
+        for buffer_class in (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer):
+            stack.enter_context(mock.patch.object(exp_manager, buffer_class.__name__, buffer_class, create=True))
+        if checkpoint_freq is not None:
+            stack.enter_context(mock.patch.object(ExperimentManager, "create_callbacks", with_checkpoints(checkpoint_freq)))
+        if resume is not None:
+            stack.enter_context(mock.patch.object(ExperimentManager, "setup_experiment", resumed_experiment(resume)))
+            stack.enter_context(mock.patch.object(ExperimentManager, "learn", continued_learn()))
+        if heartbeat is not None:
+            create_study = optuna.create_study
+
+            def create_study_with_heartbeat(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
+                return create_study(*args, storage=with_heartbeat(storage, heartbeat), **kwargs)
+
+            stack.enter_context(mock.patch.object(optuna, "create_study", create_study_with_heartbeat))
+        if figures is not None:
+            stack.enter_context(mock.patch.object(plt, "show", saving_show(figures)))
+        yield
+
+
+def with_checkpoints(save_freq: int) -> Callable[[ExperimentManager], None]:
+    """The Zoo's ``ExperimentManager.create_callbacks``, adding the checkpoint callback."""
+    create_callbacks = ExperimentManager.create_callbacks
+
+    def create_callbacks_with_checkpoints(self: ExperimentManager) -> None:
+        create_callbacks(self)
+        self.callbacks.append(checkpoint_callback(self.save_path, save_freq))
+
+    return create_callbacks_with_checkpoints
+
+
+def resumed_experiment(folder: Path) -> Callable[[ExperimentManager], tuple[BaseAlgorithm, dict[str, Any]] | None]:
+    """The Zoo's ``ExperimentManager.setup_experiment``, with the model of the newest checkpoint in ``folder``."""
+    setup_experiment = ExperimentManager.setup_experiment
+
+    def setup_resumed_experiment(self: ExperimentManager) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
+        result = setup_experiment(self)
+        if result is None:
+            return None
+        fresh, saved_hyperparams = result
+        return resume_model(folder, fresh, self.n_timesteps), saved_hyperparams
+
+    return setup_resumed_experiment
+
+
+def continued_learn() -> Callable[[ExperimentManager, BaseAlgorithm], None]:
+    """The Zoo's ``ExperimentManager.learn``, going on to the run's total of env steps from the resumed model's."""
+    learn = ExperimentManager.learn
+
+    def learn_on(self: ExperimentManager, model: BaseAlgorithm) -> None:
+        self.n_timesteps = max(self.n_timesteps - model.num_timesteps, 0)
+        # The Zoo calls model.learn(n) itself: keep the counters instead of resetting them. Patched on
+        # the class for this call (an instance attribute would be saved with the model).
+        cls = type(model)
+        with mock.patch.object(cls, "learn", functools.partialmethod(cls.learn, reset_num_timesteps=False)):
+            learn(self, model)
+
+    return learn_on
+
+
+def saving_show(figures: FigureFiles) -> Callable[..., None]:
+    """Matplotlib's ``plt.show``, saving the open figures first (and closing them, as closing their windows does)."""
+    show = plt.show
+
+    def save_and_show(*args: Any, **kwargs: Any) -> None:
+        figures.save_open_figures()
+        if has_display():
+            show(*args, **kwargs)
+        plt.close("all")
+
+    return save_and_show
