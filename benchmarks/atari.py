@@ -21,7 +21,6 @@ import os
 import platform
 import resource
 import time
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -30,34 +29,14 @@ import ale_py
 import gymnasium as gym
 import stable_baselines3
 import torch as th
-from stable_baselines3 import DQN
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack
 
 from benchmarks.grid import RESULTS, slug, write_json_atomically
-from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
-from sb3_dueling import DuelingDQN
+from benchmarks.variants import VARIANTS
 
 ATARI_RESULTS = RESULTS / "atari"
-
-
-@dataclass(frozen=True)
-class AtariAlgorithm:
-    cls: type[BaseAlgorithm]
-    policy: str
-    config: Path
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-ATARI_ALGORITHMS = {
-    "DuelingDQN": AtariAlgorithm(DuelingDQN, "DuelingNatureCnnPolicy", PACKAGE_FOLDER / "dueling_dqn.yml"),
-    "DuelingDQN(double_q=False)": AtariAlgorithm(
-        DuelingDQN, "DuelingNatureCnnPolicy", PACKAGE_FOLDER / "dueling_dqn.yml", {"double_q": False}
-    ),
-    "DQN": AtariAlgorithm(DQN, "CnnPolicy", ZOO_FOLDER / "dqn.yml"),
-}
 
 
 class Stopwatch(BaseCallback):
@@ -99,7 +78,7 @@ def execute(algo: str, env_id: str, steps: int, learning_starts: int, max_second
     """
     Train one algorithm on one Atari game and write its result file. Meant for a fresh process.
 
-    :param algo: A name of ``ATARI_ALGORITHMS``
+    :param algo: A name of ``benchmarks.variants.VARIANTS``
     :param env_id: An Atari env id of ale-py (``PongNoFrameskip-v4``)
     :param steps: Env steps to train for (the budget)
     :param learning_starts: Replaces the YAML entry's ``learning_starts``
@@ -110,14 +89,14 @@ def execute(algo: str, env_id: str, steps: int, learning_starts: int, max_second
     """
     th.set_num_threads(1)
     gym.register_envs(ale_py)
-    algorithm = ATARI_ALGORITHMS[algo]
-    _, hyperparams = load_entry(algorithm.config, "atari")
+    variant = VARIANTS[algo]
+    policy, _, hyperparams = variant.hyperparameters(env_id)  # the YAML's atari entry
     wrappers, n_stack = hyperparams.pop("env_wrapper"), hyperparams.pop("frame_stack")
     if wrappers != ["stable_baselines3.common.atari_wrappers.AtariWrapper"]:
-        raise ValueError(f"{algorithm.config}: expected the AtariWrapper alone as env_wrapper, got {wrappers!r}")
-    hyperparams.update(algorithm.kwargs, learning_starts=learning_starts)
+        raise ValueError(f"{variant.config}: expected the AtariWrapper alone as env_wrapper, got {wrappers!r}")
+    hyperparams.update(learning_starts=learning_starts)
     env = VecFrameStack(make_atari_env(env_id, n_envs=1, seed=seed), n_stack=n_stack)  # AtariWrapper inside
-    model = algorithm.cls(algorithm.policy, env, seed=seed, **hyperparams)
+    model = variant.cls(policy, env, seed=seed, **hyperparams)
     stopwatch = Stopwatch(learning_starts, max_seconds)
     start = time.perf_counter()
     model.learn(total_timesteps=steps, callback=stopwatch)
@@ -128,7 +107,7 @@ def execute(algo: str, env_id: str, steps: int, learning_starts: int, max_second
         {
             "algo": algo,
             "env": env_id,
-            "policy": algorithm.policy,
+            "policy": policy,
             "seed": seed,
             "budget": steps,
             "timesteps": model.num_timesteps,
@@ -157,7 +136,7 @@ def _execute(arguments: tuple[str, str, int, int, float, int, Path]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["PongNoFrameskip-v4", "BreakoutNoFrameskip-v4"])
-    parser.add_argument("--algos", nargs="+", default=["DuelingDQN", "DQN"], choices=list(ATARI_ALGORITHMS))
+    parser.add_argument("--algos", nargs="+", default=["DuelingDQN", "DQN"], choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--learning-starts", type=int, default=10_000)
     parser.add_argument("--max-seconds", type=float, default=480.0, help="stop a run still going after this long")

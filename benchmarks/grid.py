@@ -18,43 +18,23 @@ import os
 import resource
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import torch as th
-from sb3_contrib import QRDQN
-from stable_baselines3 import DQN
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 from tqdm import tqdm
 
-from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from benchmarks.variants import VARIANTS
 from sb3_dueling.checkpoints.atomic_files import write_json_atomically
 
 RESULTS = Path(__file__).parent / "results"
 
 
-@dataclass(frozen=True)
-class Algorithm:
-    cls: type[BaseAlgorithm]
-    config: Path
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-ALGORITHMS = {
-    "DuelingDQN": Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml"),
-    "DuelingDQN(double_q=False)": Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"double_q": False}),
-    "DuelingDQN+PER": Algorithm(
-        DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"replay_buffer_class": PrioritizedReplayBuffer}
-    ),
-    "DQN": Algorithm(DQN, ZOO_FOLDER / "dqn.yml"),
-    "QRDQN": Algorithm(QRDQN, ZOO_FOLDER / "qrdqn.yml"),
-}
 # Env steps per run (the issue's budgets, the RL Zoo's n_timesteps for these envs)
 BUDGETS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000, "MountainCar-v0": 120_000}
 
@@ -77,8 +57,8 @@ class Run:
 def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int]) -> list[Run]:
     """Every (algorithm, env, seed), envs outermost so that early results cover all algorithms."""
     for name in algos:
-        if name not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {name!r}; choose from {list(ALGORITHMS)}")
+        if name not in VARIANTS:
+            raise ValueError(f"unknown algorithm {name!r}; choose from {list(VARIANTS)}")
     for env in envs:
         if env not in BUDGETS:
             raise ValueError(f"unknown env {env!r}; choose from {list(BUDGETS)}")
@@ -87,9 +67,7 @@ def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int])
 
 def hyperparameters(run: Run) -> dict[str, Any]:
     """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
-    algorithm = ALGORITHMS[run.algo]
-    _, hyperparams = load_entry(algorithm.config, run.env)
-    return {**hyperparams, **algorithm.kwargs}
+    return VARIANTS[run.algo].hyperparameters(run.env).kwargs
 
 
 def read_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +124,7 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
     hyperparams = hyperparameters(run)
     recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
     budget = steps or BUDGETS[run.env]
-    model = ALGORITHMS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparams))
+    model = VARIANTS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparams))
     eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
     callback = RecordingEvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, verbose=0)
     start = time.perf_counter()
@@ -178,7 +156,7 @@ def _execute(arguments: tuple[Run, Path, int, int, int | None]) -> Run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
+    parser.add_argument("--algos", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runs in parallel")

@@ -11,21 +11,22 @@ adds SB3 DQN with ``optimizer_kwargs=dict(fused=True)`` as a reference, to show 
 the step costs. ``--per`` adds DuelingDQN with ``PrioritizedReplayBuffer`` (its ratio to DuelingDQN is
 the cost of prioritized replay).
 
-    python -m benchmarks.speed [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads N] [--fused-dqn] [--per]
+    python -m benchmarks.speed [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1] [--fused-dqn] [--per]
 """
 
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch as th
-from stable_baselines3 import DQN
-from stable_baselines3.common.base_class import BaseAlgorithm
 
-from benchmarks.hyperparams import ZOO_FOLDER, load_entry
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from benchmarks.variants import VARIANTS, Variant
+
+LEARNERS = ["DQN", "DuelingDQN(double_q=False)", "DuelingDQN"]
+#: SB3 DQN with a fused Adam, as DuelingDQN has by default: what the rest of the step costs
+FUSED_DQN = "DQN(fused Adam)"
+PER = "DuelingDQN+PER"
 
 
 def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -33,22 +34,10 @@ def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return dict(hyperparams, policy_kwargs=policy_kwargs)
 
 
-Learner = Callable[[str, int, dict[str, Any]], BaseAlgorithm]
-
-LEARNERS: dict[str, Learner] = {
-    "DQN": lambda env, seed, params: DQN("MlpPolicy", env, seed=seed, **params),
-    "DuelingDQN(double_q=False)": lambda env, seed, params: DuelingDQN("MlpPolicy", env, double_q=False, seed=seed, **params),
-    "DuelingDQN": lambda env, seed, params: DuelingDQN("MlpPolicy", env, seed=seed, **params),
-}
-FUSED_DQN: Learner = lambda env, seed, params: DQN("MlpPolicy", env, seed=seed, **with_fused_adam(params))  # noqa: E731
-PER: Learner = lambda env, seed, params: DuelingDQN(  # noqa: E731
-    "MlpPolicy", env, seed=seed, replay_buffer_class=PrioritizedReplayBuffer, **params
-)
-
-
-def steps_per_second(make: Learner, env_id: str, steps: int, seed: int) -> float:
-    _, hyperparams = load_entry(ZOO_FOLDER / "dqn.yml", env_id)
-    model = make(env_id, seed, hyperparams)
+def steps_per_second(variant: Variant, env_id: str, steps: int, seed: int, fused_adam: bool = False) -> float:
+    """Env steps per second of one training run, with the Zoo's DQN hyperparameters for the env."""
+    policy, _, hyperparams = variant.hyperparameters(env_id, config=VARIANTS["DQN"].config)
+    model = variant.cls(policy, env_id, seed=seed, **(with_fused_adam(hyperparams) if fused_adam else hyperparams))
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
@@ -59,21 +48,21 @@ def main() -> None:
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--steps", type=int, default=10_000, help="env steps per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per learner (interleaved)")
-    parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch threads (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
     parser.add_argument("--fused-dqn", action="store_true", help="also run SB3 DQN with a fused Adam")
     parser.add_argument("--per", action="store_true", help="also run DuelingDQN with prioritized replay")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
-    learners = dict(LEARNERS)
+    learners = {name: (VARIANTS[name], False) for name in LEARNERS}
     if args.fused_dqn:
-        learners["DQN(fused Adam)"] = FUSED_DQN
+        learners[FUSED_DQN] = (VARIANTS["DQN"], True)
     if args.per:
-        learners["DuelingDQN+PER"] = PER
+        learners[PER] = (VARIANTS[PER], False)
 
     results: dict[str, list[float]] = {name: [] for name in learners}
     for repeat in range(args.repeats):
-        for name, make in learners.items():
-            results[name].append(steps_per_second(make, args.env, args.steps, seed=repeat))
+        for name, (variant, fused_adam) in learners.items():
+            results[name].append(steps_per_second(variant, args.env, args.steps, repeat, fused_adam))
             print(f"repeat {repeat + 1}/{args.repeats}  {name:<28} {results[name][-1]:8.0f} steps/s", flush=True)
 
     print(f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads}")

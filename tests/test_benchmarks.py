@@ -1,6 +1,8 @@
 """The benchmark suite's own logic: grid, resume, one real (tiny) run, statistics and report."""
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -8,9 +10,7 @@ import pytest
 
 from benchmarks import atari
 from benchmarks.grid import (
-    ALGORITHMS,
     BUDGETS,
-    Algorithm,
     Run,
     execute,
     expand_grid,
@@ -19,9 +19,11 @@ from benchmarks.grid import (
     read_schedules,
     write_json_atomically,
 )
-from benchmarks.hyperparams import PACKAGE_FOLDER, ZOO_FOLDER, load_entry
 from benchmarks.report import atari_section, load_atari_results, load_results, plot, summarise, write_report
+from benchmarks.speed import LEARNERS, PER, steps_per_second, with_fused_adam
+from benchmarks.variants import VARIANTS, ZOO_FOLDER, Variant, load_hyperparameters
 from sb3_dueling import DuelingDQN
+from sb3_dueling.user_input import DUELING_DQN_CONFIG
 
 
 def test_expand_grid():
@@ -35,13 +37,30 @@ def test_expand_grid():
 
 
 def test_every_algorithm_has_hyperparameters_for_every_env():
-    for algorithm in ALGORITHMS.values():
+    for variant in VARIANTS.values():
         for env in BUDGETS:
-            n_timesteps, hyperparams = load_entry(algorithm.config, env)
-            assert n_timesteps == BUDGETS[env]
+            policy, n_timesteps, hyperparams = variant.hyperparameters(env)
+            assert policy == "MlpPolicy" and n_timesteps == BUDGETS[env]
             assert "policy" not in hyperparams and isinstance(hyperparams.get("policy_kwargs", {}), dict)
-    assert load_entry(ZOO_FOLDER / "qrdqn.yml", "CartPole-v1")[1]["policy_kwargs"]["n_quantiles"] == 10
-    assert load_entry(PACKAGE_FOLDER / "dueling_dqn.yml", "CartPole-v1")[1]["learning_rate"] == 1e-3
+            assert hyperparams.items() >= variant.kwargs.items()
+    assert load_hyperparameters(ZOO_FOLDER / "qrdqn.yml", "CartPole-v1").kwargs["policy_kwargs"]["n_quantiles"] == 10
+    assert load_hyperparameters(DUELING_DQN_CONFIG, "CartPole-v1").kwargs["learning_rate"] == 1e-3
+
+
+def test_the_grid_does_not_import_the_zoo():
+    # rl_zoo3.exp_manager would add about 40 MB to the peak memory each run records
+    code = "import sys, benchmarks.grid; print(sorted(m for m in sys.modules if m.startswith(('rl_zoo3', 'optuna'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_speed_measures_each_learner_with_the_zoo_dqn_hyperparameters():
+    for name in (*LEARNERS, PER):
+        assert steps_per_second(VARIANTS[name], "CartPole-v1", 100, seed=0) > 0
+    assert with_fused_adam({"policy_kwargs": {"net_arch": [8]}})["policy_kwargs"] == {
+        "net_arch": [8],
+        "optimizer_kwargs": {"fused": True},
+    }
 
 
 def test_resume_skips_finished_runs_and_redoes_killed_ones(tmp_path):
@@ -75,8 +94,8 @@ def test_execute_writes_a_result(tmp_path, algo):
 
 
 def test_execute_reads_a_linear_schedule_as_the_zoo_does(tmp_path, monkeypatch):
-    variant = Algorithm(DuelingDQN, PACKAGE_FOLDER / "dueling_dqn.yml", {"learning_rate": "lin_1e-3"})
-    monkeypatch.setitem(ALGORITHMS, "DuelingDQN", variant)
+    variant = Variant(DuelingDQN, DUELING_DQN_CONFIG, {"learning_rate": "lin_1e-3"})
+    monkeypatch.setitem(VARIANTS, "DuelingDQN", variant)
     run = Run("DuelingDQN", "CartPole-v1", 0)
     execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
     assert json.loads(run.path(tmp_path).read_text())["hyperparams"]["learning_rate"] == "'lin_1e-3'"

@@ -1,0 +1,80 @@
+"""
+The algorithms the benchmarks compare, with their hyperparameters: each reads its YAML file (the
+RL Zoo's, or the package's own) as the Zoo does, and a variant changes a few of them.
+"""
+
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sb3_contrib import QRDQN
+from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling.user_input import DUELING_DQN_CONFIG, evaluate_as_zoo, read_hyperparams_entry
+
+
+def zoo_folder() -> Path:
+    """The RL Zoo's hyperparameter files, found without importing rl_zoo3 (about 40 MB more in each run's peak memory)."""
+    spec = find_spec("rl_zoo3")
+    if spec is None or spec.origin is None:
+        raise ImportError("the benchmarks read the RL Zoo's hyperparameter files: pip install rl_zoo3")
+    return Path(spec.origin).parent / "hyperparams"
+
+
+ZOO_FOLDER = zoo_folder()
+
+
+class Hyperparameters(NamedTuple):
+    """An entry of a Zoo hyperparameter file, split into what the Zoo and what the algorithm takes."""
+
+    policy: str
+    n_timesteps: int
+    kwargs: dict[str, Any]
+
+
+def load_hyperparameters(config: Path, env_id: str) -> Hyperparameters:
+    """
+    Read the entry that the Zoo uses for ``env_id`` in a Zoo hyperparameter file.
+
+    :param config: The YAML file
+    :param env_id: The environment (an Atari game reads the ``atari`` entry)
+    :return: The policy, the Zoo's ``n_timesteps`` and the rest of the entry (``policy_kwargs``
+        evaluated as the Zoo does)
+    """
+    _, entry = read_hyperparams_entry(config, env_id)
+    policy, n_timesteps = entry.pop("policy"), int(entry.pop("n_timesteps"))
+    if "policy_kwargs" in entry:
+        entry["policy_kwargs"] = evaluate_as_zoo(entry["policy_kwargs"])
+    return Hyperparameters(policy, n_timesteps, entry)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """
+    An algorithm as benchmarked.
+
+    :param cls: The algorithm
+    :param config: Its YAML file of hyperparameters
+    :param kwargs: What the variant changes in them
+    """
+
+    cls: type[BaseAlgorithm]
+    config: Path
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def hyperparameters(self, env_id: str, config: Path | None = None) -> Hyperparameters:
+        """The entry for ``env_id`` of ``config`` (default: the variant's own file), with the variant's changes."""
+        policy, n_timesteps, kwargs = load_hyperparameters(config or self.config, env_id)
+        return Hyperparameters(policy, n_timesteps, {**kwargs, **self.kwargs})
+
+
+VARIANTS = {
+    "DuelingDQN": Variant(DuelingDQN, DUELING_DQN_CONFIG),
+    "DuelingDQN(double_q=False)": Variant(DuelingDQN, DUELING_DQN_CONFIG, {"double_q": False}),
+    "DuelingDQN+PER": Variant(DuelingDQN, DUELING_DQN_CONFIG, {"replay_buffer_class": PrioritizedReplayBuffer}),
+    "DQN": Variant(DQN, ZOO_FOLDER / "dqn.yml"),
+    "QRDQN": Variant(QRDQN, ZOO_FOLDER / "qrdqn.yml"),
+}
