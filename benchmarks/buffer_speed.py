@@ -13,6 +13,7 @@ next to that of the buffer's arrays (also for an Atari-sized buffer, computed, n
 import argparse
 import statistics
 import time
+from typing import TypeVar
 
 import numpy as np
 from gymnasium import spaces
@@ -23,9 +24,10 @@ from sb3_dueling.sum_tree import SumTree
 
 OBS_SPACE = spaces.Box(-np.inf, np.inf, (4,), np.float32)
 ACTION_SPACE = spaces.Discrete(2)
+Buffer = TypeVar("Buffer", bound=ReplayBuffer)
 
 
-def filled(buffer: ReplayBuffer, rng: np.random.Generator) -> ReplayBuffer:
+def filled(buffer: Buffer, rng: np.random.Generator) -> Buffer:
     """Fill every slot at once (an add() loop over a million steps would take minutes)."""
     buffer.observations[:] = rng.normal(size=buffer.observations.shape)
     buffer.next_observations[:] = rng.normal(size=buffer.next_observations.shape)
@@ -62,9 +64,7 @@ def main() -> None:
     print(f"{'transitions':>11} {'batch':>5} {'uniform samples/s':>18} {'prioritized samples/s':>22} {'ratio':>6}")
     for size in args.sizes:
         uniform = filled(ReplayBuffer(size, OBS_SPACE, ACTION_SPACE, device="cpu"), rng)
-        prioritized = PrioritizedReplayBuffer(size, OBS_SPACE, ACTION_SPACE, device="cpu")
-        prioritized.consumer = "benchmark"
-        filled(prioritized, rng)
+        prioritized = filled(PrioritizedReplayBuffer(size, OBS_SPACE, ACTION_SPACE, device="cpu"), rng)
         for batch_size in args.batch_sizes:
             speeds: dict[str, list[float]] = {"uniform": [], "prioritized": []}
             for _ in range(args.repeats):

@@ -21,14 +21,7 @@ from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
 # A learning rate and a target update interval large enough for the online and the target network to
 # pick different next actions (else the Double and the max target would agree)
 SETTINGS: dict[str, Any] = dict(
-    learning_starts=100,
-    learning_rate=1e-3,
-    buffer_size=1_000,
-    batch_size=32,
-    train_freq=1,
-    target_update_interval=250,
-    seed=0,
-    device="cpu",
+    learning_starts=100, learning_rate=1e-3, buffer_size=1_000, train_freq=1, target_update_interval=250
 )
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "max target": dict(double_q=False),
@@ -51,7 +44,7 @@ def parameters_sha256(model: DuelingDQN) -> str:
 def main() -> None:
     th.set_num_threads(1)
     for name, kwargs in CONFIGURATIONS.items():
-        model = DuelingDQN("MlpPolicy", "CartPole-v1", **SETTINGS, **kwargs)
+        model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=0, device="cpu", **SETTINGS, **kwargs)
         model.learn(TIMESTEPS)
         print(f"{name:<20} updates {model._n_updates}  sha256 {parameters_sha256(model)}")
 

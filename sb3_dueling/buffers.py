@@ -51,8 +51,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     samples carry n-step returns like SB3's ``NStepReplayBuffer`` (``DuelingDQN`` passes its own
     ``n_steps`` and ``gamma``).
 
+    Every ``sample()`` must be followed by ``update_priorities()`` before new transitions are added:
     SB3's other algorithms (``DQN``, ``QRDQN``...) would ignore the weights and never update the
-    priorities, so the buffer refuses to collect data for them.
+    priorities, and are stopped at their first env step after their first gradient step. Sampling
+    by hand (to look at the buffer, to test or time it) needs nothing else.
 
     :param buffer_size: Max number of element in the buffer
     :param observation_space: Observation space
@@ -95,7 +97,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
         if n_steps > 1 and optimize_memory_usage:
-            raise ValueError("n_steps > 1 needs optimize_memory_usage=False (as SB3's NStepReplayBuffer)")
+            # SB3's NStepReplayBuffer raises the same
+            raise NotImplementedError(f"{type(self).__name__} doesn't support optimize_memory_usage=True with n_steps > 1")
         self.epsilon = float(epsilon)
         self.n_steps = n_steps
         self.beta = self.initial_beta
@@ -110,12 +113,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         )
         self.tree = SumTree(self.buffer_size * self.n_envs)
         self.max_priority = 1.0
-        # Set by the algorithm that applies the weights and updates the priorities (DuelingDQN)
-        self.consumer: str | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A saved buffer may be loaded by any algorithm: the new one must claim it again
-        return {**self.__dict__, "consumer": None}
+        # From sample() to update_priorities(): a learner that adds transitions meanwhile ignores the priorities
+        self.priorities_due = False
 
     def anneal_beta(self, progress_remaining: float) -> None:
         """Move ``beta`` linearly from its initial value (progress remaining 1) to ``final_beta`` (0)."""
@@ -124,10 +123,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.beta = self.final_beta + (self.initial_beta - self.final_beta) * progress_remaining
 
     def add(self, *args: Any, **kwargs: Any) -> None:
-        if self.consumer is None:
+        if self.priorities_due:
             raise TypeError(
-                f"{type(self).__name__} needs an algorithm that weights the loss and updates the priorities: "
-                "use sb3_dueling.DuelingDQN (SB3's DQN and other algorithms would silently ignore them)"
+                f"{type(self).__name__}: new transitions before the priorities of the last sample were updated. "
+                "It needs an algorithm that weights the loss by the samples' weights and calls update_priorities() "
+                "after each sample(): use sb3_dueling.DuelingDQN (SB3's DQN and other algorithms ignore both)"
             )
         leaves = self.pos * self.n_envs + np.arange(self.n_envs)
         super().add(*args, **kwargs)
@@ -156,6 +156,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         weights = (stored * probabilities) ** -self.beta
         weights /= weights.max()
         positions, env_indices = np.divmod(indices, self.n_envs)
+        self.priorities_due = True
         return PrioritizedReplayBufferSamples(
             *self._get_transitions(positions, env_indices, env),
             weights=self.to_torch(weights.astype(np.float32).reshape(-1, 1)),
@@ -172,6 +173,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priorities = (np.abs(np.asarray(td_errors, dtype=np.float64).ravel()) + self.epsilon) ** self.alpha
         self.tree.update(indices, priorities)
         self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.priorities_due = False
 
     def _get_transitions(
         self, positions: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None

@@ -1,21 +1,12 @@
-import io
-import pathlib
-import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
-from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from torch.nn import functional as F
 
-from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from sb3_dueling.guards import StepCheckNan
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
     DuelingDQNPolicy,
@@ -23,13 +14,31 @@ from sb3_dueling.policies import (
     DuelingMultiInputPolicy,
     DuelingNatureCnnPolicy,
     DuelingQNetwork,
-    aggregate,
 )
+from sb3_dueling.training import DuelingTrainingMixin
 
 SelfDuelingDQN = TypeVar("SelfDuelingDQN", bound="DuelingDQN")
 
 
-class DuelingDQN(DQN):
+def huber_loss(
+    current_q_values: th.Tensor, target_q_values: th.Tensor, weights: th.Tensor | None = None
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    DQN's Huber loss, averaged over the batch; with prioritized replay, each sample weighted by its
+    importance-sampling weight (Schaul et al. 2016, eq. 3 and algorithm 1).
+
+    :param current_q_values: Q(s, a) of the actions taken, shape (batch, 1)
+    :param target_q_values: their TD targets, shape (batch, 1)
+    :param weights: the importance-sampling weights, shape (batch, 1), or ``None`` (uniform replay)
+    :return: the loss, and the TD errors (detached), shape (batch, 1)
+    """
+    td_errors = (current_q_values - target_q_values).detach()
+    if weights is None:
+        return F.smooth_l1_loss(current_q_values, target_q_values), td_errors
+    return (weights * F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")).mean(), td_errors
+
+
+class DuelingDQN(DuelingTrainingMixin, DQN):
     """
     Dueling Deep Q-Network (Dueling DQN), trained with the Double DQN target
 
@@ -93,6 +102,7 @@ class DuelingDQN(DQN):
         "DuelingMultiInputPolicy": DuelingMultiInputPolicy,
         "DuelingNatureCnnPolicy": DuelingNatureCnnPolicy,
     }
+    policy_base = DuelingDQNPolicy
     q_net: DuelingQNetwork
     q_net_target: DuelingQNetwork
     policy: DuelingDQNPolicy
@@ -128,17 +138,7 @@ class DuelingDQN(DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if not isinstance(double_q, bool):
-            raise TypeError(f"double_q must be a bool, got {double_q!r}")
-        if not isinstance(check_finite, bool):
-            raise TypeError(f"check_finite must be a bool, got {check_finite!r}")
-        if env is not None:
-            env = maybe_make_env(env, verbose)
-            if not isinstance(env.action_space, spaces.Discrete):
-                raise ValueError(
-                    f"DuelingDQN needs a Discrete action space (one Q-value per action), "
-                    f"got env.action_space={env.action_space}"
-                )
+        self._set_dueling_options(double_q, check_finite)
         super().__init__(
             policy,
             env,
@@ -165,132 +165,34 @@ class DuelingDQN(DQN):
             verbose=verbose,
             seed=seed,
             device=device,
-            _init_setup_model=False,
-        )
-        self.double_q = double_q
-        self.check_finite = check_finite
-
-        if _init_setup_model:
-            self._setup_model()
-
-    def _setup_model(self) -> None:
-        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, DuelingDQNPolicy)):
-            raise TypeError(
-                f"DuelingDQN needs a dueling policy (a subclass of DuelingDQNPolicy, or one of "
-                f"{sorted(self.policy_aliases)}), got policy={self.policy_class!r}"
-            )
-        if isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, PrioritizedReplayBuffer):
-            # The prioritized buffer computes n-step returns itself
-            self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
-        with warnings.catch_warnings():
-            # SB3 warns that n_steps is ignored with a custom buffer class; with a buffer that has its n_steps
-            # (ours, or the NStepReplayBuffer a loaded model names) nothing is ignored
-            if "n_steps" in self.replay_buffer_kwargs:
-                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
-            super()._setup_model()
-        self._claim_replay_buffer()
-
-    def _claim_replay_buffer(self) -> None:
-        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
-            self.replay_buffer.consumer = type(self).__name__
-
-    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
-        super().load_replay_buffer(path, truncate_last_traj)
-        self._claim_replay_buffer()
-
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        # Switch to train mode (this affects batch norm / dropout)
-        self.policy.set_training_mode(True)
-        # Update learning rate according to schedule
-        self._update_learning_rate(self.policy.optimizer)
-        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
-            self.replay_buffer.anneal_beta(self._current_progress_remaining)
-            self.logger.record("train/per_beta", self.replay_buffer.beta)
-
-        losses = []
-        for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            with th.no_grad():
-                next_q_values = self.q_net_target(replay_data.next_observations)
-                if self.double_q:
-                    # Double DQN (van Hasselt et al. 2016), the target of Wang et al. 2016: the online network
-                    # picks the next action, the target network values it.
-                    # Its greedy action is the argmax of its advantage stream (see DuelingQNetwork._predict).
-                    next_actions = self.q_net.advantage(replay_data.next_observations).argmax(dim=1, keepdim=True)
-                    next_q_values = next_q_values.gather(1, next_actions)
-                else:
-                    next_q_values = next_q_values.amax(dim=1, keepdim=True)
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-
-            value, advantage = self.q_net.value_and_advantage(replay_data.observations)
-            current_q_values = aggregate(value, advantage, self.q_net.aggregation)
-            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
-
-            loss = self._loss(replay_data, current_q_values, target_q_values)
-            # Kept on the device: one synchronisation per train() call, not one per gradient step
-            losses.append(loss.detach())
-
-            if self.check_finite and not th.isfinite(loss):
-                self._stop_non_finite("loss (Q-values or their targets)")
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            # Only the online network has gradients: the target network's parameters need no visit
-            grad_norm = th.nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
-            if self.check_finite and not th.isfinite(grad_norm):
-                self._stop_non_finite("gradient")
-            self.policy.optimizer.step()
-
-        self._n_updates += gradient_steps
-
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", th.stack(losses).mean().item())
-        # Dueling diagnostics, on the last batch only (cheap): how good the states are, and how much
-        # the choice of action matters in them.
-        value, advantage = value.detach().flatten(), advantage.detach()
-        spread = advantage.amax(dim=1) - advantage.amin(dim=1)
-        self.logger.record("train/value_mean", value.mean().item())
-        self.logger.record("train/advantage_range", spread.mean().item())
-        # Their distributions over the batch as TensorBoard histograms: kept as tensors (no copy, no
-        # synchronisation) until the logs are written, every log_interval episodes
-        tensorboard_only = ("stdout", "log", "json", "csv")
-        self.logger.record("train/value_hist", value, exclude=tensorboard_only)
-        self.logger.record("train/advantage_range_hist", spread, exclude=tensorboard_only)
-
-    def _stop_non_finite(self, what: str) -> None:
-        raise FloatingPointError(
-            f"non-finite {what} at env step {self.num_timesteps}, gradient update {self._n_updates + 1}: "
-            "training stopped before the optimizer step (the network keeps its last finite weights)"
+            _init_setup_model=_init_setup_model,
         )
 
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        if self.check_finite and self.env is not None and not is_vecenv_wrapped(self.env, VecCheckNan):
-            self.env = StepCheckNan(self.env, 0 if reset_num_timesteps else self.num_timesteps)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+    def _current_values(self, observations: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """Q(s, a) of the online network for the actions taken, shape (batch, 1)."""
+        return th.gather(self.q_net(observations), dim=1, index=actions.long())
+
+    def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
+        """
+        The value of the next states, shape (batch, 1). ``double_q``: the Double DQN target (van Hasselt
+        et al. 2016), which Wang et al. (2016) train the dueling network with: the online network picks
+        the next action, the target network values it. Else DQN's: the target network's max.
+        """
+        next_q_values = self.q_net_target(next_observations)
+        if not self.double_q:
+            return next_q_values.amax(dim=1, keepdim=True)
+        # The online network's greedy action is the argmax of its advantage stream (see DuelingQNetwork._predict)
+        next_actions = self.q_net.advantage(next_observations).argmax(dim=1, keepdim=True)
+        return next_q_values.gather(1, next_actions)
 
     def _loss(
-        self,
-        replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples,
-        current_q_values: th.Tensor,
-        target_q_values: th.Tensor,
-    ) -> th.Tensor:
-        """The Huber loss; with prioritized replay, weighted per sample, and the priorities updated."""
-        if not isinstance(replay_data, PrioritizedReplayBufferSamples):
-            return F.smooth_l1_loss(current_q_values, target_q_values)
-        # Importance-sampling weights correct the bias of prioritized sampling (Schaul et al. 2016, eq. 3 and alg. 1)
-        losses = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
-        td_errors = (current_q_values - target_q_values).detach().cpu().numpy()
-        self.replay_buffer.update_priorities(replay_data.indices, td_errors)  # type: ignore[union-attr]
-        return (replay_data.weights * losses).mean()
+        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        return huber_loss(current_values, target_values, weights)
+
+    def _value_and_advantage(self, observations: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        value, advantage = self.q_net.value_and_advantage(observations)
+        return value.flatten(), advantage
 
     def learn(
         self: SelfDuelingDQN,

@@ -1,13 +1,14 @@
-"""Bad input gets a clear error at construction, naming the parameter and what is allowed."""
+"""Bad input gets a clear error at construction, naming the parameter and what is allowed; SB3's error where SB3 has one."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
 from stable_baselines3 import DQN
+from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
-from sb3_dueling import DuelingDQN
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
 from sb3_dueling.policies import DuelingQNetwork
 
 
@@ -35,9 +36,22 @@ def test_bad_policy_kwargs(algo, policy_kwargs, error, match):
         algo(policy, "CartPole-v1", buffer_size=100, policy_kwargs=policy_kwargs)
 
 
-def test_continuous_action_space_is_refused():
-    with pytest.raises(ValueError, match=r"Discrete action space .* got env.action_space=Box"):
-        DuelingDQN("MlpPolicy", "Pendulum-v1")
+@pytest.mark.parametrize("algo", [DuelingDQN, DQN])
+@pytest.mark.parametrize("env", ["Pendulum-v1", IdentityEnv(space=spaces.MultiDiscrete([2, 3]))])
+def test_unsupported_action_space_raises_sb3s_error(algo, env):
+    # A drop-in raises what DQN raises: the AssertionError of SB3's supported_action_spaces check
+    with pytest.raises(AssertionError, match=r"only supports .*Discrete.* as action spaces but (Box|MultiDiscrete)"):
+        algo("MlpPolicy", env)
+
+
+@pytest.mark.parametrize("algo", [DuelingDQN, DQN])
+def test_n_steps_with_optimize_memory_usage_raises_sb3s_error(algo):
+    kwargs = dict(n_steps=3, optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False))
+    with pytest.raises(NotImplementedError, match="doesn't support optimize_memory_usage"):
+        algo("MlpPolicy", "CartPole-v1", buffer_size=100, **kwargs)
+    if algo is DuelingDQN:  # the same with the prioritized buffer
+        with pytest.raises(NotImplementedError, match="doesn't support optimize_memory_usage"):
+            algo("MlpPolicy", "CartPole-v1", buffer_size=100, replay_buffer_class=PrioritizedReplayBuffer, **kwargs)
 
 
 def test_network_refuses_continuous_action_space():
@@ -46,9 +60,10 @@ def test_network_refuses_continuous_action_space():
         DuelingQNetwork(obs_space, spaces.Box(-1, 1, (2,), np.float32), FlattenExtractor(obs_space), 3)
 
 
-def test_double_q_must_be_bool():
-    with pytest.raises(TypeError, match="double_q must be a bool, got 'yes'"):
-        DuelingDQN("MlpPolicy", "CartPole-v1", double_q="yes")
+@pytest.mark.parametrize("name", ["double_q", "check_finite"])
+def test_flags_must_be_bool(name):
+    with pytest.raises(TypeError, match=f"{name} must be a bool, got 'yes'"):
+        DuelingDQN("MlpPolicy", "CartPole-v1", **{name: "yes"})
 
 
 def test_single_stream_policy_is_refused():

@@ -9,18 +9,13 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
-from stable_baselines3.common.logger import configure
 
-from tests.conftest import SMALL_SETTINGS as SMALL
 from sb3_dueling import DuelingDQN, PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
+from sb3_dueling.dueling_dqn import huber_loss
+from tests.conftest import SMALL_SETTINGS as SMALL
 
 OBS_SPACE = spaces.Box(-10, 10, (3,), np.float32)
 ACTION_SPACE = spaces.Discrete(2)
-
-
-def claimed(buffer: PrioritizedReplayBuffer) -> PrioritizedReplayBuffer:
-    buffer.consumer = "test"
-    return buffer
 
 
 def fill(buffers, steps: int, n_envs: int = 1, seed: int = 0) -> None:
@@ -44,7 +39,7 @@ def test_transitions_match_sb3_buffers(n_steps, steps):
         if n_steps == 1
         else NStepReplayBuffer(10, OBS_SPACE, ACTION_SPACE, device="cpu", n_steps=n_steps, gamma=0.9)
     )
-    buffer = claimed(PrioritizedReplayBuffer(10, OBS_SPACE, ACTION_SPACE, device="cpu", n_steps=n_steps, gamma=0.9))
+    buffer = PrioritizedReplayBuffer(10, OBS_SPACE, ACTION_SPACE, device="cpu", n_steps=n_steps, gamma=0.9)
     fill([reference, buffer], steps)
     positions = np.arange(10 if steps >= 10 else steps)
     expected = reference._get_samples(positions)
@@ -59,7 +54,7 @@ def test_transitions_match_sb3_buffers(n_steps, steps):
 def test_transitions_match_sb3_with_optimize_memory_usage():
     kwargs = dict(device="cpu", optimize_memory_usage=True, handle_timeout_termination=False)
     reference = ReplayBuffer(10, OBS_SPACE, ACTION_SPACE, **kwargs)
-    buffer = claimed(PrioritizedReplayBuffer(10, OBS_SPACE, ACTION_SPACE, **kwargs))
+    buffer = PrioritizedReplayBuffer(10, OBS_SPACE, ACTION_SPACE, **kwargs)
     fill([reference, buffer], 14)
     # The transition at the write position has lost its observation: never sampled
     assert buffer.tree[buffer.pos] == 0 and all(buffer.tree[np.delete(np.arange(10), buffer.pos)] > 0)
@@ -72,7 +67,7 @@ def test_transitions_match_sb3_with_optimize_memory_usage():
 
 
 def test_new_transitions_get_the_largest_priority_and_sampling_follows_priorities():
-    buffer = claimed(PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, device="cpu", alpha=0.6))
+    buffer = PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, device="cpu", alpha=0.6)
     fill([buffer], 6)
     np.testing.assert_allclose(buffer.tree[np.arange(8)], [1, 1, 1, 1, 1, 1, 0, 0])
     errors = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 8.0])
@@ -94,7 +89,7 @@ def test_new_transitions_get_the_largest_priority_and_sampling_follows_prioritie
 
 @pytest.mark.parametrize("n_envs", [1, 3])
 def test_importance_weights(n_envs):
-    buffer = claimed(PrioritizedReplayBuffer(20, OBS_SPACE, ACTION_SPACE, device="cpu", n_envs=n_envs, beta=0.4))
+    buffer = PrioritizedReplayBuffer(20, OBS_SPACE, ACTION_SPACE, device="cpu", n_envs=n_envs, beta=0.4)
     fill([buffer], 5, n_envs=n_envs)
     stored = 5 * n_envs
     buffer.update_priorities(np.arange(stored), np.arange(stored) + 1.0)
@@ -134,11 +129,20 @@ def test_train_weights_the_loss_and_writes_priorities_back():
     expected = (np.abs((current - target).numpy().ravel()) + buffer.epsilon) ** buffer.alpha
     np.testing.assert_allclose(buffer.tree[samples.indices], expected, rtol=1e-4)
 
-    np.random.set_state(state)
-    weighted = model._loss(samples, current, target)
-    th.testing.assert_close(
-        weighted, (samples.weights * th.nn.functional.smooth_l1_loss(current, target, reduction="none")).mean()
-    )
+    assert not buffer.priorities_due
+
+
+def test_huber_loss_weights_the_samples_and_returns_the_td_errors():
+    generator = th.Generator().manual_seed(0)
+    current, target, weights = th.randn(8, 1, generator=generator) * 2, th.randn(8, 1, generator=generator), th.rand(8, 1)
+    per_sample = th.nn.functional.smooth_l1_loss(current, target, reduction="none")
+    loss, td_errors = huber_loss(current, target, weights)
+    th.testing.assert_close(loss, (weights * per_sample).mean())
+    th.testing.assert_close(td_errors, current - target)
+    # Uniform replay: DQN's loss
+    loss, td_errors = huber_loss(current, target)
+    th.testing.assert_close(loss, th.nn.functional.smooth_l1_loss(current, target))
+    th.testing.assert_close(td_errors, current - target)
 
 
 @pytest.mark.parametrize("kwargs", [dict(n_envs=4), dict(n_steps=3), dict(optimize_memory_usage=True)])
@@ -173,27 +177,34 @@ def test_replay_buffer_save_load_keeps_priorities(tmp_path):
     for fresh_level, level in zip(fresh.replay_buffer.tree.levels, model.replay_buffer.tree.levels, strict=True):
         np.testing.assert_array_equal(fresh_level, level)
     assert fresh.replay_buffer.max_priority == model.replay_buffer.max_priority
-    fresh.learn(100, reset_num_timesteps=False)  # claimed again by the new DuelingDQN
+    fresh.learn(100, reset_num_timesteps=False)
+    assert fresh._n_updates > 0
 
     dqn = DQN("MlpPolicy", "CartPole-v1", **SMALL)
     dqn.load_replay_buffer(tmp_path / "buffer.pkl")
-    with pytest.raises(TypeError, match="DuelingDQN"):
-        dqn.learn(10)
-
-
-def test_stock_dqn_is_refused():
-    model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedReplayBuffer, **SMALL)
     with pytest.raises(TypeError, match=r"use sb3_dueling\.DuelingDQN"):
-        model.learn(10)
+        dqn.learn(100)
+    assert dqn._n_updates == 1
 
 
-def test_uniform_buffer_keeps_the_plain_loss():
-    model = DuelingDQN("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
-    model.set_logger(configure(None, []))
-    model.learn(100)
-    samples = model.replay_buffer.sample(8)
-    current, target = th.randn(8, 1), th.randn(8, 1)
-    th.testing.assert_close(model._loss(samples, current, target), th.nn.functional.smooth_l1_loss(current, target))
+def test_stock_dqn_is_refused_after_its_first_gradient_step():
+    model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedReplayBuffer, **SMALL)
+    with pytest.raises(TypeError, match=r"priorities of the last sample were updated.*use sb3_dueling\.DuelingDQN"):
+        model.learn(100)
+    # Its one gradient step came after env step 52 (learning_starts 50, train_freq 4); step 53 is not stored
+    assert model._n_updates == 1 and model.num_timesteps == 53
+
+
+def test_sampling_by_hand_needs_no_step_but_new_data_needs_the_priorities():
+    buffer = PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, device="cpu")
+    fill([buffer], 5)
+    samples = [buffer.sample(4) for _ in range(3)]
+    with pytest.raises(TypeError, match="update_priorities"):
+        fill([buffer], 1)
+    assert buffer.pos == 5  # nothing was added
+    buffer.update_priorities(samples[-1].indices, np.ones(4))
+    fill([buffer], 1)
+    assert buffer.pos == 6
 
 
 @pytest.mark.parametrize(
@@ -206,9 +217,16 @@ def test_uniform_buffer_keeps_the_plain_loss():
         (dict(epsilon=0), "epsilon"),
         (dict(n_steps=0), "n_steps"),
         (dict(n_steps=2.0), "n_steps"),
-        (dict(n_steps=3, optimize_memory_usage=True, handle_timeout_termination=False), "optimize_memory_usage"),
     ],
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, **kwargs)
+
+
+def test_n_steps_with_optimize_memory_usage_raises_as_sb3():
+    kwargs = dict(n_steps=3, optimize_memory_usage=True, handle_timeout_termination=False)
+    with pytest.raises(NotImplementedError, match="NStepReplayBuffer doesn't support optimize_memory_usage"):
+        NStepReplayBuffer(8, OBS_SPACE, ACTION_SPACE, **kwargs)
+    with pytest.raises(NotImplementedError, match="PrioritizedReplayBuffer doesn't support optimize_memory_usage"):
         PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, **kwargs)

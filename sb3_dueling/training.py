@@ -1,0 +1,235 @@
+"""
+The training step shared by the dueling learners (``DuelingDQN``; a quantile learner the same way)
+
+A learner differs from another in three things only: the online network's output for the actions
+taken, the value of the next states the TD target bootstraps from, and the loss. It supplies those
+(and the dueling streams, for the logs); everything else is here, once: sampling, the TD target,
+the optimizer step with gradient clipping, prioritized replay (importance weights, priorities,
+``beta``'s annealing, its n-step returns), the ``check_finite`` guard and clear errors for a model
+file that cannot be loaded.
+"""
+
+import io
+import math
+import pathlib
+import warnings
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
+
+from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from sb3_dueling.checkpoints.errors import model_file_errors
+from sb3_dueling.guards import StepCheckNan
+
+SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin")
+
+#: Logged as TensorBoard histograms only
+TENSORBOARD_ONLY = ("stdout", "log", "json", "csv")
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool, else raise a ``TypeError`` naming the parameter ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+class DuelingTrainingMixin(OffPolicyAlgorithm):
+    """
+    The training step of a dueling learner, put before its SB3 algorithm:
+    ``class DuelingDQN(DuelingTrainingMixin, DQN)``.
+
+    The learner calls :meth:`_set_dueling_options` first in its ``__init__``, and supplies
+    :meth:`_current_values`, :meth:`_next_values`, :meth:`_loss` and :meth:`_value_and_advantage`.
+    """
+
+    #: The policies the learner trains (a subclass of it, or one of its ``policy_aliases``)
+    policy_base: ClassVar[type[BasePolicy]]
+    double_q: bool
+    check_finite: bool
+    #: DQN's is a float; QR-DQN's may be None, which clips nothing
+    max_grad_norm: Any
+
+    def _set_dueling_options(self, double_q: bool, check_finite: bool) -> None:
+        """
+        Check and store the options every dueling learner adds to its SB3 algorithm.
+
+        :param double_q: Use the Double DQN target (else the max target)
+        :param check_finite: Stop at the first non-finite loss, gradient, observation or reward
+        """
+        self.double_q = check_flag("double_q", double_q)
+        self.check_finite = check_flag("check_finite", check_finite)
+
+    def _current_values(self, observations: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """
+        The online network's output for the actions taken (with gradients).
+
+        :param observations: the batch's observations
+        :param actions: the actions taken, shape (batch, 1)
+        :return: one row per sample, broadcastable against :meth:`_next_values`
+        """
+        raise NotImplementedError
+
+    def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
+        """
+        The value of the next states that the TD target bootstraps from (called under ``th.no_grad()``):
+        the Double DQN target or the max target, chosen by ``double_q``.
+
+        :param next_observations: the batch's next observations
+        :return: one row per sample
+        """
+        raise NotImplementedError
+
+    def _loss(
+        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The loss to minimise: a pure function of its arguments.
+
+        :param current_values: :meth:`_current_values`
+        :param target_values: the TD targets
+        :param weights: the importance-sampling weights of prioritized replay, shape (batch, 1), or ``None``
+        :return: the loss (a scalar, averaged over the batch with the weights) and one error per
+            sample, detached, whose absolute value is the sample's new priority
+        """
+        raise NotImplementedError
+
+    def _value_and_advantage(self, observations: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The online network's streams, for the logs (called under ``th.no_grad()``).
+
+        :param observations: the batch's observations
+        :return: V(s) with shape (batch,) and A(s, a) with shape (batch, n_actions)
+        """
+        raise NotImplementedError
+
+    def _setup_model(self) -> None:
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, self.policy_base)):
+            raise TypeError(
+                f"{type(self).__name__} needs a dueling policy (a subclass of {self.policy_base.__name__}, or one of "
+                f"{sorted(self.policy_aliases)}), got policy={self.policy_class!r}"
+            )
+        if isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, PrioritizedReplayBuffer):
+            # The prioritized buffer computes n-step returns itself
+            self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps is ignored with a custom buffer class; with a buffer that has its n_steps
+            # (ours, or the NStepReplayBuffer a loaded model names) nothing is ignored
+            if "n_steps" in self.replay_buffer_kwargs:
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+            super()._setup_model()
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update learning rate according to schedule
+        self._update_learning_rate(self.policy.optimizer)
+        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
+            self.replay_buffer.anneal_beta(self._current_progress_remaining)
+            self.logger.record("train/per_beta", self.replay_buffer.beta)
+
+        losses = []
+        last_observations: PyTorchObs | None = None
+        for _ in range(gradient_steps):
+            # Sample replay buffer
+            replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            # Prioritized replay weights the samples to correct the bias of its sampling (Schaul et al. 2016, eq. 3)
+            weights = replay_data.weights if isinstance(replay_data, PrioritizedReplayBufferSamples) else None
+
+            with th.no_grad():
+                # The TD target: Double DQN's or the max target (see _next_values)
+                next_values = self._next_values(replay_data.next_observations)
+                target_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_values
+
+            current_values = self._current_values(replay_data.observations, replay_data.actions)
+            loss, td_errors = self._loss(current_values, target_values, weights)
+            # Kept on the device: one synchronisation per train() call, not one per gradient step
+            losses.append(loss.detach())
+            if self.check_finite and not th.isfinite(loss):
+                self._stop_non_finite("loss (Q-values or their targets)")
+
+            # Optimize the policy
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            # Clip gradient norm (a max_grad_norm of None, which QR-DQN allows, clips nothing)
+            max_norm = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+            grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_norm)
+            if self.check_finite and not th.isfinite(grad_norm):
+                self._stop_non_finite("gradient")
+            self.policy.optimizer.step()
+
+            if isinstance(replay_data, PrioritizedReplayBufferSamples):
+                # The sampled transitions' new priorities, from their TD errors (Schaul et al. 2016, algorithm 1)
+                self.replay_buffer.update_priorities(replay_data.indices, td_errors.cpu().numpy())  # type: ignore[union-attr]
+            last_observations = replay_data.observations
+
+        # Increase update counter
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if last_observations is not None:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
+            self.logger.record("train/loss", th.stack(losses).mean().item())
+            self._record_dueling_diagnostics(last_observations)
+
+    def _record_dueling_diagnostics(self, observations: PyTorchObs) -> None:
+        """
+        Log how good the states of a batch are, V(s), and how much the choice of action matters in
+        them, the range of A(s, .): their means, and their distributions as TensorBoard histograms.
+        Cheap: one forward pass, and the histograms stay tensors until the logs are written.
+
+        :param observations: the batch (the last one of a ``train()`` call)
+        """
+        # As when acting: dropout off, batch norm's running statistics untouched
+        self.policy.set_training_mode(False)
+        with th.no_grad():
+            value, advantage = self._value_and_advantage(observations)
+        spread = advantage.amax(dim=1) - advantage.amin(dim=1)
+        self.logger.record("train/value_mean", value.mean().item())
+        self.logger.record("train/advantage_range", spread.mean().item())
+        self.logger.record("train/value_hist", value, exclude=TENSORBOARD_ONLY)
+        self.logger.record("train/advantage_range_hist", spread, exclude=TENSORBOARD_ONLY)
+
+    def _stop_non_finite(self, what: str) -> None:
+        raise FloatingPointError(
+            f"non-finite {what} at env step {self.num_timesteps}, gradient update {self._n_updates + 1}: "
+            "training stopped before the optimizer step (the network keeps its last finite weights)"
+        )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self.check_finite and self.env is not None and not is_vecenv_wrapped(self.env, VecCheckNan):
+            self.env = StepCheckNan(self.env, 0 if reset_num_timesteps else self.num_timesteps)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfDuelingTraining],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfDuelingTraining:
+        """
+        SB3's ``load``, with a clear error naming the file when it is missing (a
+        ``CheckpointError`` that is also a ``FileNotFoundError``), truncated, corrupted or not a
+        model of this class (a ``CheckpointError``). See SB3's ``BaseAlgorithm.load`` for the parameters.
+        """
+        with model_file_errors(path, cls.__name__):
+            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
