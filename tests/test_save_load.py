@@ -1,16 +1,20 @@
-"""Save/load round trips: in a fresh process, with both classes, and policy-only."""
+"""Save/load round trips: in a fresh process, with both classes, and policy-only; clear errors for bad files."""
 
+import re
 import subprocess
 import sys
 import textwrap
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
 
-from tests.conftest import SMALL_SETTINGS as SMALL
 from sb3_dueling import DuelingDQN, DuelingDQNPolicy
+from sb3_dueling.checkpoints import CheckpointError
+from tests.conftest import SMALL_SETTINGS as SMALL
 
 POLICY_KWARGS = dict(net_arch=dict(shared=[32], value=[16]), aggregation="max", shared_gradient_scale=0.5)
 
@@ -88,3 +92,59 @@ def test_continue_training_after_load(tmp_path):
     assert loaded.replay_buffer.size() == model.replay_buffer.size()
     loaded.learn(200, reset_num_timesteps=False)
     assert loaded.num_timesteps == 400
+
+
+def flip_a_bit_of_the_weights(data: bytes, path: Path) -> bytes:
+    """``data`` with one bit flipped in the middle of the stored policy weights of the model zip ``path``."""
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("policy.pth")
+    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)  # after the local header
+    flipped = bytearray(data)
+    flipped[start + member.compress_size // 2] ^= 0x10
+    return bytes(flipped)
+
+
+def write_bad_file(folder: Path, kind: str) -> Path:
+    """A model file that cannot be loaded: truncated, bit-flipped, a foreign zip or a text file."""
+    model = folder / "model.zip"
+    DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100).save(model)
+    data = model.read_bytes()
+    bad = folder / f"{kind}.zip"
+    if kind == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "bit-flipped":
+        bad.write_bytes(flip_a_bit_of_the_weights(data, model))
+    elif kind == "foreign":
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("notes.txt", "not a model")
+    else:
+        bad = folder / "notes.txt"
+        bad.write_text("not a model\n")
+    return bad
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bit-flipped", "foreign", "text"])
+def test_load_of_a_bad_file_names_the_file(tmp_path, kind):
+    bad = write_bad_file(tmp_path, kind)
+    with pytest.raises(Exception) as sb3_error:  # what SB3 says: nothing about which file (a truncated zip)
+        DQN.load(bad)
+    before = snapshot(tmp_path)
+    with pytest.raises(CheckpointError, match=re.escape(str(bad))) as error:
+        DuelingDQN.load(bad)
+    assert error.value.path == bad and "not a loadable DuelingDQN model" in error.value.problem
+    assert type(sb3_error.value).__name__ in error.value.problem  # SB3's reason is kept
+    assert snapshot(tmp_path) == before  # a failed load touches nothing
+
+
+@pytest.mark.parametrize("name", ["model", "model.zip"])
+def test_load_of_a_missing_file_names_it_and_is_a_file_not_found_error(tmp_path, name):
+    with pytest.raises(FileNotFoundError):
+        DQN.load(tmp_path / name)
+    with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / name))) as error:
+        DuelingDQN.load(tmp_path / name)
+    assert isinstance(error.value, FileNotFoundError)
+    assert list(tmp_path.iterdir()) == []
