@@ -14,8 +14,9 @@ from sb3_dueling.policies import (
     DuelingMultiInputPolicy,
     DuelingNatureCnnPolicy,
     DuelingQNetwork,
+    aggregate,
 )
-from sb3_dueling.training import DuelingTrainingMixin
+from sb3_dueling.training import DuelingTrainingMixin, OnlineOutput
 
 SelfDuelingDQN = TypeVar("SelfDuelingDQN", bound="DuelingDQN")
 
@@ -168,9 +169,11 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
             _init_setup_model=_init_setup_model,
         )
 
-    def _current_values(self, observations: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """Q(s, a) of the online network for the actions taken, shape (batch, 1)."""
-        return th.gather(self.q_net(observations), dim=1, index=actions.long())
+    def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
+        """Q(s, a) of the online network for the actions taken, shape (batch, 1), and its streams V and A."""
+        value, advantage = self.q_net.value_and_advantage(observations)
+        q_values = aggregate(value, advantage, self.q_net.aggregation)
+        return OnlineOutput(th.gather(q_values, dim=1, index=actions.long()), value.flatten(), advantage)
 
     def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
         """
@@ -189,10 +192,6 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
         self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
     ) -> tuple[th.Tensor, th.Tensor]:
         return huber_loss(current_values, target_values, weights)
-
-    def _value_and_advantage(self, observations: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        value, advantage = self.q_net.value_and_advantage(observations)
-        return value.flatten(), advantage
 
     def learn(
         self: SelfDuelingDQN,

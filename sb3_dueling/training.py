@@ -2,8 +2,8 @@
 The training step shared by the dueling learners (``DuelingDQN``; a quantile learner the same way)
 
 A learner differs from another in three things only: the online network's output for the actions
-taken, the value of the next states the TD target bootstraps from, and the loss. It supplies those
-(and the dueling streams, for the logs); everything else is here, once: sampling, the TD target,
+taken (with its dueling streams, for the logs), the value of the next states the TD target
+bootstraps from, and the loss. It supplies those; everything else is here, once: sampling, the TD target,
 the optimizer step with gradient clipping, prioritized replay (importance weights, priorities,
 ``beta``'s annealing, its n-step returns), the ``check_finite`` guard and clear errors for a model
 file that cannot be loaded.
@@ -13,7 +13,7 @@ import io
 import math
 import pathlib
 import warnings
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
@@ -32,6 +32,17 @@ SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin
 TENSORBOARD_ONLY = ("stdout", "log", "json", "csv")
 
 
+class OnlineOutput(NamedTuple):
+    """The online network's output on a batch."""
+
+    #: Q(s, a) (or its quantiles) for the actions taken, with gradients: what the loss trains
+    current_values: th.Tensor
+    #: V(s), shape (batch,), and A(s, a), shape (batch, n_actions) (a quantile learner: their means over
+    #: the quantiles), for the logs
+    value: th.Tensor
+    advantage: th.Tensor
+
+
 def check_flag(name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool, else raise a ``TypeError`` naming the parameter ``name``."""
     if not isinstance(value, bool):
@@ -45,7 +56,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
     ``class DuelingDQN(DuelingTrainingMixin, DQN)``.
 
     The learner calls :meth:`_set_dueling_options` first in its ``__init__``, and supplies
-    :meth:`_current_values`, :meth:`_next_values`, :meth:`_loss` and :meth:`_value_and_advantage`.
+    :meth:`_online_output`, :meth:`_next_values` and :meth:`_loss`.
     """
 
     #: The policies the learner trains (a subclass of it, or one of its ``policy_aliases``)
@@ -65,13 +76,13 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         self.double_q = check_flag("double_q", double_q)
         self.check_finite = check_flag("check_finite", check_finite)
 
-    def _current_values(self, observations: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+    def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
         """
-        The online network's output for the actions taken (with gradients).
+        The online network's output for the actions taken, and its dueling streams.
 
         :param observations: the batch's observations
         :param actions: the actions taken, shape (batch, 1)
-        :return: one row per sample, broadcastable against :meth:`_next_values`
+        :return: ``current_values`` has one row per sample, broadcastable against :meth:`_next_values`
         """
         raise NotImplementedError
 
@@ -91,20 +102,11 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         """
         The loss to minimise: a pure function of its arguments.
 
-        :param current_values: :meth:`_current_values`
+        :param current_values: the ``current_values`` of :meth:`_online_output`
         :param target_values: the TD targets
         :param weights: the importance-sampling weights of prioritized replay, shape (batch, 1), or ``None``
         :return: the loss (a scalar, averaged over the batch with the weights) and one error per
             sample, detached, whose absolute value is the sample's new priority
-        """
-        raise NotImplementedError
-
-    def _value_and_advantage(self, observations: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """
-        The online network's streams, for the logs (called under ``th.no_grad()``).
-
-        :param observations: the batch's observations
-        :return: V(s) with shape (batch,) and A(s, a) with shape (batch, n_actions)
         """
         raise NotImplementedError
 
@@ -134,7 +136,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             self.logger.record("train/per_beta", self.replay_buffer.beta)
 
         losses = []
-        last_observations: PyTorchObs | None = None
+        last_streams: tuple[th.Tensor, th.Tensor] | None = None
         for _ in range(gradient_steps):
             # Sample replay buffer
             replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
@@ -149,8 +151,8 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
                 next_values = self._next_values(replay_data.next_observations)
                 target_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_values
 
-            current_values = self._current_values(replay_data.observations, replay_data.actions)
-            loss, td_errors = self._loss(current_values, target_values, weights)
+            online = self._online_output(replay_data.observations, replay_data.actions)
+            loss, td_errors = self._loss(online.current_values, target_values, weights)
             # Kept on the device: one synchronisation per train() call, not one per gradient step
             losses.append(loss.detach())
             if self.check_finite and not th.isfinite(loss):
@@ -169,28 +171,26 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             if isinstance(replay_data, PrioritizedReplayBufferSamples):
                 # The sampled transitions' new priorities, from their TD errors (Schaul et al. 2016, algorithm 1)
                 self.replay_buffer.update_priorities(replay_data.indices, td_errors.cpu().numpy())  # type: ignore[union-attr]
-            last_observations = replay_data.observations
+            # The dueling diagnostics are those of the last batch
+            last_streams = online.value.detach(), online.advantage.detach()
 
         # Increase update counter
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if last_observations is not None:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
+        if last_streams is not None:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
             self.logger.record("train/loss", th.stack(losses).mean().item())
-            self._record_dueling_diagnostics(last_observations)
+            self._record_dueling_diagnostics(*last_streams)
 
-    def _record_dueling_diagnostics(self, observations: PyTorchObs) -> None:
+    def _record_dueling_diagnostics(self, value: th.Tensor, advantage: th.Tensor) -> None:
         """
         Log how good the states of a batch are, V(s), and how much the choice of action matters in
-        them, the range of A(s, .): their means, and their distributions as TensorBoard histograms.
-        Cheap: one forward pass, and the histograms stay tensors until the logs are written.
+        them, the range of A(s, .): their means, and their distributions as TensorBoard histograms
+        (kept as tensors, no copy or synchronisation, until the logs are written).
 
-        :param observations: the batch (the last one of a ``train()`` call)
+        :param value: V(s), shape (batch,)
+        :param advantage: A(s, a), shape (batch, n_actions)
         """
-        # As when acting: dropout off, batch norm's running statistics untouched
-        self.policy.set_training_mode(False)
-        with th.no_grad():
-            value, advantage = self._value_and_advantage(observations)
         spread = advantage.amax(dim=1) - advantage.amin(dim=1)
         self.logger.record("train/value_mean", value.mean().item())
         self.logger.record("train/advantage_range", spread.mean().item())
@@ -216,7 +216,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     @classmethod
-    def load(  # type: ignore[override]
+    def load(
         cls: type[SelfDuelingTraining],
         path: str | pathlib.Path | io.BufferedIOBase,
         env: GymEnv | None = None,

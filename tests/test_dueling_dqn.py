@@ -92,10 +92,19 @@ def test_train_logs_dueling_diagnostics_of_the_last_batch(fixed_batch_model, mon
     last = first._replace(observations=first.observations * 3 + 1)
     batches = iter([first, last])
     monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, **kwargs: next(batches))
+    streams = []  # V and A of the online network in each gradient step, as the loss saw them
+    value_and_advantage = model.q_net.value_and_advantage
+
+    def spy(obs):
+        value, advantage = value_and_advantage(obs)
+        streams.append((obs, value.detach().clone(), advantage.detach().clone()))
+        return value, advantage
+
+    monkeypatch.setattr(model.q_net, "value_and_advantage", spy)
     model.train(gradient_steps=2, batch_size=6)
-    # From the last batch, by the network as train() leaves it
-    with th.no_grad():
-        value, advantage = model.q_net.value_and_advantage(last.observations)
+
+    obs, value, advantage = streams[-1]
+    assert len(streams) == 2 and th.equal(obs, last.observations)
     spread = advantage.amax(dim=1) - advantage.amin(dim=1)
     logged = model.logger.name_to_value
     assert logged["train/value_mean"] == pytest.approx(value.mean().item(), rel=1e-6)
@@ -105,6 +114,8 @@ def test_train_logs_dueling_diagnostics_of_the_last_batch(fixed_batch_model, mon
     th.testing.assert_close(logged["train/value_hist"], value.flatten())
     th.testing.assert_close(logged["train/advantage_range_hist"], spread)
     assert model.logger.name_to_excluded["train/value_hist"] == ("stdout", "log", "json", "csv")
+    # not those of the first batch
+    assert logged["train/value_mean"] != pytest.approx(streams[0][1].mean().item(), rel=1e-3)
 
 
 @pytest.mark.parametrize("algo", [DuelingDQN, DQN])
