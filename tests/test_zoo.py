@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def trained(tmp_path_factory) -> Path:
     """One short training run with evaluation, checkpoints, TensorBoard and a -params override."""
     folder = tmp_path_factory.mktemp("zoo")
     command = [*ZOO, "train", *QUICK, "-f", "logs", "--eval-freq", "300", "--eval-episodes", "2", "--save-freq", "300"]
-    run([*command, "-tb", "tb", "-params", "learning_rate:0.0005", "learning_starts:100"], folder)
+    result = run([*command, "-tb", "tb", "-params", "learning_rate:0.0005", "learning_starts:100"], folder)
+    (folder / "train_output.txt").write_text(result.stdout)
     return folder
 
 
@@ -65,6 +67,15 @@ def test_train_writes_the_zoo_layout(trained):
     model = DuelingDQN.load(run_folder / "CartPole-v1.zip")
     assert model.double_q and model.num_timesteps >= 600  # train_freq 256 finishes its rollout
     assert model._n_updates > 0
+
+
+def test_train_prints_progress_into_a_file_and_runs_on_one_thread(trained):
+    # its output went to a pipe, as to a log file: SB3's progress tables are there, one per 4 episodes
+    assert (trained / "train_output.txt").read_text().count("total_timesteps") >= 5
+    args = yaml.load(
+        (trained / "logs" / "dueling_dqn" / "CartPole-v1_1" / "CartPole-v1" / "args.yml").read_text(), Loader=yaml.UnsafeLoader
+    )
+    assert args["num_threads"] == 1  # the default added for the Zoo
 
 
 def test_enjoy_loads_what_train_saved(trained):
@@ -88,17 +99,41 @@ def test_continue_training_keeps_the_earlier_run(trained):
     assert digest(first) == before  # nothing of the first run was touched
 
 
-def test_plot_train(trained, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    result = run([*ZOO, "plot_train", "--algo", "dueling_dqn", "--env", "CartPole-v1", "-f", "logs"], trained)
-    assert "Error" not in result.stderr
+def assert_png(folder: Path, path: str, output: str) -> None:
+    """The command's output says it saved the figure to ``path`` (relative to ``folder``), and it is a PNG image."""
+    assert f"Saved the figure to {path}" in output
+    assert (folder / path).read_bytes()[:4] == b"\x89PNG" and (folder / path).stat().st_size > 10_000
 
 
-def test_all_plots(trained, monkeypatch):
+def test_plot_train_saves_the_figure_on_a_machine_without_display(trained, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    command = [*ZOO, "all_plots", "-a", "dueling_dqn", "-e", "CartPole-v1", "-f", "logs/", "--no-display", "-o", "all"]
+    command = [*ZOO, "plot_train", "--algo", "dueling_dqn", "--env", "CartPole-v1", "-f", "logs", "-w", "5"]
+    assert_png(trained, "logs/dueling_dqn/CartPole-v1_Training_Episodic_Reward.png", run(command, trained).stdout)
+    assert_png(
+        trained,
+        "figs/CartPole-v1_Training_Episode_Length.png",
+        run([*command, "-y", "length", "--figure-folder", "figs"], trained).stdout,
+    )
+    help_text = run([*ZOO, "plot_train", "-h"], trained).stdout
+    assert "--figure-folder DIR" in help_text and "--exp-folder" in help_text  # ours, then the Zoo's
+
+
+def test_all_plots_and_plot_from_file_save_their_figures(trained, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    command = [*ZOO, "all_plots", "-a", "dueling_dqn", "-e", "CartPole-v1", "-f", "logs/", "-o", "all"]
     result = run(command, trained)
     assert "|CartPole-v1 |" in result.stdout and (trained / "all.pkl").exists()
+    assert_png(trained, "all_plots_Results_CartPole-v1.png", result.stdout)
+    # plot_from_file on a file as all_plots writes it, with enough evaluations for the Zoo's statistics
+    curves = {"timesteps": np.array([300, 600]), "mean": np.array([10.0, 12.0]), "std_error": np.array([0.5, 0.5])}
+    curves.update(last_evals=np.array([12.0, 11.0]), mean_per_eval=np.array([[10.0, 12.0], [11.0, 12.0]]))
+    table = {"headers": ["Environments", "dueling_dqn"], "value_matrix": [["", "logs"], ["CartPole-v1", "11 +/- 1"]]}
+    (trained / "results").mkdir()
+    with open(trained / "results" / "curves.pkl", "wb") as file:
+        pickle.dump({"results_table": table, "CartPole-v1": {"dueling_dqn-logs": curves}}, file)
+    result = run([*ZOO, "plot_from_file", "-i", "results/curves.pkl"], trained)
+    assert_png(trained, "results/curves_Results_CartPole-v1.png", result.stdout)
+    assert_png(trained, "results/curves_Sensitivity_plot.png", result.stdout)
 
 
 def test_optimize_on_sqlite_and_resume(tmp_path):
@@ -198,8 +233,22 @@ def bad_yaml(folder: Path, key: str, value: object) -> Path:
     [
         (
             ["--env", "CartPol-v1"],
-            "unknown env id 'CartPol-v1': it is not in the Gymnasium registry; did you mean 'CartPole-v1'?",
+            "unknown env id 'CartPol-v1': it is not in the Gymnasium registry (did you mean 'CartPole-v1'?)",
         ),
+        (
+            ["--env", "Pendulum-v1"],
+            "Pendulum-v1 has the action space Box(-2.0, 2.0, (1,), float32); dueling_dqn needs a discrete",
+        ),
+        (
+            ["-params", "aggregation:median"],
+            'policy: give it in policy_kwargs, as in -params policy_kwargs:"dict(aggregation=...)"',
+        ),
+        (["-params", "policy_kwargs:dict(aggregation='median')"], "aggregation must be one of ['mean', 'max'], got 'median'"),
+        (
+            ["-conf", "BAD_POLICY"],
+            "'MlpPolcy' is not a policy of dueling_dqn (did you mean 'MlpPolicy'?); choose from MlpPolicy,",
+        ),
+        (["-i", "model.zip"], "-i model.zip: no such model file"),
         (["-params", "learning_rat:0.1"], "-params: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean"),
         (["-conf", "BAD_KEY"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
         (["-conf", "BAD_POLICY_KWARGS"], "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did you mean"),
@@ -214,6 +263,7 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message):
     bad_files = {
         "BAD_KEY": lambda: bad_yaml(tmp_path, "learning_rat", 0.001),
         "BAD_POLICY_KWARGS": lambda: bad_yaml(tmp_path, "policy_kwargs", "dict(net_arc=[64])"),
+        "BAD_POLICY": lambda: bad_yaml(tmp_path, "policy", "MlpPolcy"),
     }
     args = [str(bad_files[arg]()) if arg in bad_files else arg for arg in args]
     result = run([*ZOO, "train", "-f", "logs", "-n", "100", *args], tmp_path, expect_ok=False)
@@ -222,6 +272,24 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message):
     assert "Traceback" not in result.stderr
     assert "secret" not in result.stderr  # passwords are not echoed
     assert [p.name for p in (tmp_path / "logs").iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize(
+    "args, looked_for",
+    [
+        ([], "The logs/dueling_dqn folder was not found"),
+        (["--load-best", "--exp-id", "1"], "path: logs/dueling_dqn/CartPole-v1_1/best_model.zip"),
+    ],
+)
+def test_enjoy_without_a_model_names_what_it_looked_for(tmp_path, args, looked_for):
+    if args:
+        (tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1").mkdir(parents=True)
+    before = sorted(tmp_path.rglob("*"))
+    result = run([*ZOO, "enjoy", "--env", "CartPole-v1", "-f", "logs", "--no-render", *args], tmp_path, expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: no model to enjoy: ") and looked_for in result.stderr
+    assert "train one with: python -m sb3_dueling.zoo train --algo dueling_dqn --env CartPole-v1 -f logs" in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_enjoy_unknown_env_and_console_script(tmp_path):
