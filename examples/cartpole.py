@@ -8,8 +8,9 @@ rate (1e-3 instead of 2.3e-3: fewer late collapses); DuelingDQN adds the dueling
 aggregation) and the Double DQN target. As in the RL Zoo, an EvalCallback evaluates the greedy
 policy every 5000 steps (10 episodes, the last at the end of training) and keeps the best model.
 The final and the best model are then evaluated on 20 other episodes; the best one is saved.
-One torch thread by default: this small network trains no faster on two, and far slower on a busy
-machine (docs/speed.md). Progress shows as a bar on a terminal, as a line every 10 s in a file or pipe.
+One torch thread by default: this small network trains about 10% faster on two threads of an idle
+machine, and several times slower on a busy one (docs/speed.md). Progress shows as a bar on a
+terminal, as a line every 10 s in a file or pipe.
 """
 
 import argparse
