@@ -120,6 +120,7 @@ def test_command_errors(tmp_path, capsys):
         (["--model", str(tmp_path / "plain.zip"), "--env", "CartPole-v1"], "no dueling head"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "Acrobot-v1"], "does not match the model"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "NoSuchEnv-v0"], "not a registered env id"),
+        (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v2"], "did you mean 'CartPole-v1'?"),
         (["--model", str(tmp_path / "missing.zip"), "--env", "CartPole-v1"], "no such file"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v1", "--gym-packages", "no_such_module"], "no_such"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v1", "--out", str(tmp_path / "full")], "not empty"),

@@ -18,6 +18,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -32,12 +33,9 @@ from sb3_dueling import DuelingDQN
 from sb3_dueling.checkpoints import CheckpointError, load_model_file
 from sb3_dueling.explain import Explanation, dueling_network, explain
 from sb3_dueling.explain.pictures import feature_names, plot_vector_episode, save_image_episode
+from sb3_dueling.user_input import UsageError, did_you_mean, is_atari
 
 BATCH = 256  # observations per batched saliency pass
-
-
-class UsageError(Exception):
-    """Bad input on the command line."""
 
 
 def load_dueling_model(path: Path) -> DQN:
@@ -58,13 +56,14 @@ def load_dueling_model(path: Path) -> DQN:
 
 def make_env(env_id: str, model: BaseAlgorithm, seed: int) -> VecEnv:
     """The env the model was trained on: Atari preprocessing and frame stack for image models of Atari ids."""
-    import gymnasium as gym
-
     if env_id not in gym.envs.registry:
-        raise UsageError(f"--env {env_id!r}: not a registered env id (add the package that registers it with --gym-packages)")
+        raise UsageError(
+            f"--env {env_id!r}: not a registered env id{did_you_mean(env_id, gym.envs.registry)} "
+            "(add the package that registers it with --gym-packages)"
+        )
     observation_space = model.observation_space
     assert isinstance(observation_space, spaces.Box)  # checked by load_dueling_model
-    if is_image_space(observation_space) and "ale_py" in str(gym.spec(env_id).entry_point):
+    if is_image_space(observation_space) and is_atari(env_id):
         env: VecEnv = VecFrameStack(make_atari_env(env_id, n_envs=1, seed=seed), n_stack=observation_space.shape[0])
     else:
         env = make_vec_env(env_id, n_envs=1, seed=seed)
