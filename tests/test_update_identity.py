@@ -11,6 +11,7 @@ from sb3_dueling.buffers import PrioritizedReplayBufferSamples
 
 GAMMA, LEARNING_RATE, MAX_GRAD_NORM, STEPS = 0.9, 0.05, 0.5, 4
 BATCH = 8
+DEVICE = th.device("cuda" if th.cuda.is_available() else "cpu")
 
 
 def reference_q(params: dict[str, th.Tensor], obs: th.Tensor) -> th.Tensor:
@@ -32,9 +33,9 @@ def reference_updates(
     """
     params = {name: tensor.clone().requires_grad_(True) for name, tensor in online.items()}
     optimizer = th.optim.Adam(params.values(), lr=LEARNING_RATE)
-    rows = th.arange(BATCH)
-    discounts = batch.discounts[:, 0] if batch.discounts is not None else th.full((BATCH,), GAMMA)
-    weights = getattr(batch, "weights", th.ones(BATCH, 1))
+    rows = th.arange(BATCH, device=DEVICE)
+    discounts = batch.discounts[:, 0] if batch.discounts is not None else th.full((BATCH,), GAMMA, device=DEVICE)
+    weights = getattr(batch, "weights", th.ones(BATCH, 1, device=DEVICE))
     clipped = False
     for _ in range(STEPS):
         with th.no_grad():
@@ -71,10 +72,13 @@ def fixed_batch(prioritized: bool, n_step: bool) -> ReplayBufferSamples | Priori
         # n-step returns end early at episode ends: gamma ** steps taken, per sample
         discounts=GAMMA ** th.tensor([[3.0], [1.0], [2.0], [3.0], [2.0], [1.0], [3.0], [3.0]]) if n_step else None,
     )
+    weights = th.rand(BATCH, 1, generator=generator) * 0.9 + 0.1
+    transitions = {name: None if value is None else value.to(DEVICE) for name, value in transitions.items()}
     if not prioritized:
         return ReplayBufferSamples(**transitions)
-    weights = th.rand(BATCH, 1, generator=generator) * 0.9 + 0.1
-    return PrioritizedReplayBufferSamples(**transitions, weights=weights / weights.max(), indices=np.arange(2, 2 + BATCH))
+    return PrioritizedReplayBufferSamples(
+        **transitions, weights=(weights / weights.max()).to(DEVICE), indices=np.arange(2, 2 + BATCH)
+    )
 
 
 def trained_model(monkeypatch, batch, double_q: bool, prioritized: bool) -> DuelingDQN:
@@ -89,11 +93,12 @@ def trained_model(monkeypatch, batch, double_q: bool, prioritized: bool) -> Duel
         buffer_size=100,
         policy_kwargs=dict(net_arch=[16]),
         seed=3,
+        device=DEVICE,
     )
     model.set_logger(configure(None, []))
     with th.no_grad():  # a target network unlike the online one, so that the two targets differ
         for p in model.q_net_target.parameters():
-            p.add_(0.5 * th.randn(p.shape, generator=th.Generator().manual_seed(11)))
+            p.add_(0.5 * th.randn(p.shape, generator=th.Generator().manual_seed(11)).to(DEVICE))
     monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, **kwargs: batch)
     return model
 
@@ -122,6 +127,6 @@ def test_update_matches_reference(monkeypatch, double_q, prioritized, n_step):
     if prioritized:
         # The priorities are the last update's TD errors, |delta| + epsilon to the power alpha
         buffer = model.replay_buffer
-        priorities = (td_errors.abs().numpy().astype(np.float64) + buffer.epsilon) ** buffer.alpha
+        priorities = (td_errors.abs().cpu().numpy().astype(np.float64) + buffer.epsilon) ** buffer.alpha
         np.testing.assert_allclose(buffer.tree[batch.indices], priorities, rtol=1e-5)
         assert not buffer.priorities_due
