@@ -23,7 +23,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
 
 from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from sb3_dueling.checkpoints.errors import model_file_errors
+from sb3_dueling.checkpoints.errors import check_model_file
 from sb3_dueling.guards import StepCheckNan
 
 SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin")
@@ -231,5 +231,5 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         ``CheckpointError`` that is also a ``FileNotFoundError``), truncated, corrupted or not a
         model of this class (a ``CheckpointError``). See SB3's ``BaseAlgorithm.load`` for the parameters.
         """
-        with model_file_errors(path, cls.__name__):
-            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        check_model_file(path, cls.__name__)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_dueling import DuelingDQN, DuelingDQNPolicy
 from sb3_dueling.checkpoints import CheckpointError
@@ -127,16 +128,24 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-@pytest.mark.parametrize("kind", ["truncated", "bit-flipped", "foreign", "text"])
-def test_load_of_a_bad_file_names_the_file(tmp_path, kind):
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("truncated", "no SB3 model data in it"),  # SB3: "AssertionError: No data found in the saved file"
+        ("bit-flipped", "ValueError: Error: the file"),  # SB3's reason is kept where it is clear
+        ("foreign", "no SB3 model data in it"),
+        ("text", "ValueError: Error: the file"),
+    ],
+)
+def test_load_of_a_bad_file_names_the_file(tmp_path, kind, reason):
     bad = write_bad_file(tmp_path, kind)
-    with pytest.raises(Exception) as sb3_error:  # what SB3 says: nothing about which file (a truncated zip)
+    with pytest.raises((AssertionError, ValueError)):  # what SB3 says
         DQN.load(bad)
     before = snapshot(tmp_path)
     with pytest.raises(CheckpointError, match=re.escape(str(bad))) as error:
         DuelingDQN.load(bad)
     assert error.value.path == bad and "not a loadable DuelingDQN model" in error.value.problem
-    assert type(sb3_error.value).__name__ in error.value.problem  # SB3's reason is kept
+    assert reason in error.value.problem
     assert snapshot(tmp_path) == before  # a failed load touches nothing
 
 
@@ -148,3 +157,22 @@ def test_load_of_a_missing_file_names_it_and_is_a_file_not_found_error(tmp_path,
         DuelingDQN.load(tmp_path / name)
     assert isinstance(error.value, FileNotFoundError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_keeps_sb3s_errors_about_its_arguments(tmp_path):
+    """A readable file with an env of other spaces: SB3's ValueError, as DQN.load raises it."""
+    DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100).save(tmp_path / "model.zip")
+    DQN("MlpPolicy", "CartPole-v1", buffer_size=100).save(tmp_path / "dqn.zip")
+    other_env = make_vec_env("Acrobot-v1", n_envs=1)
+    with pytest.raises(ValueError, match="Observation spaces do not match") as sb3_error:
+        DQN.load(tmp_path / "dqn.zip", env=other_env)
+    with pytest.raises(ValueError, match="Observation spaces do not match") as error:
+        DuelingDQN.load(tmp_path / "model.zip", env=other_env)
+    assert not isinstance(error.value, CheckpointError) and type(error.value) is type(sb3_error.value)
+
+
+def test_load_reads_an_open_file_from_where_it_was(tmp_path):
+    DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100, seed=0).save(tmp_path / "model.zip")
+    with open(tmp_path / "model.zip", "rb") as file:
+        model = DuelingDQN.load(file)
+    assert isinstance(model, DuelingDQN)

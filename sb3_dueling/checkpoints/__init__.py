@@ -1,4 +1,4 @@
-from sb3_dueling.checkpoints.errors import CheckpointError, MissingCheckpointFileError, model_file_errors
+from sb3_dueling.checkpoints.errors import CheckpointError, MissingCheckpointFileError, check_model_file, model_file_errors
 from sb3_dueling.checkpoints.manifest import MANIFEST, find_latest_checkpoint, read_manifest
 from sb3_dueling.checkpoints.resume import ResumableCheckpointCallback, resume_training
 from sb3_dueling.checkpoints.save_load import load_checkpoint, load_model_file, save_checkpoint
@@ -11,6 +11,7 @@ __all__ = [
     "find_latest_checkpoint",
     "load_checkpoint",
     "load_model_file",
+    "check_model_file",
     "model_file_errors",
     "read_manifest",
     "resume_training",
