@@ -60,14 +60,15 @@ def check_model_file(path: str | os.PathLike[str] | io.BufferedIOBase, algorithm
     :param algorithm_name: the class that loads it, for the message
     """
     file = _existing_file(path)
-    position = path.tell() if isinstance(path, io.BufferedIOBase) else None
+    stream = path if isinstance(path, io.BufferedIOBase) else None
+    position = stream.tell() if stream is not None else 0
     try:
-        data, params, _ = load_from_zip_file(path, device="cpu")
+        data, params, _ = load_from_zip_file(stream or file, device="cpu")
     except Exception as error:
         raise _unloadable(file, algorithm_name, error) from error
     finally:
-        if position is not None:
-            path.seek(position)  # type: ignore[union-attr]  # the open file is read again by load()
+        if stream is not None:
+            stream.seek(position)  # load() reads the open file again
     # SB3 reads a zip without its ``data`` member as no data, and then fails on "No data found"
     if data is None or not params:
         raise CheckpointError(
