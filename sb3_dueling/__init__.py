@@ -2,12 +2,20 @@ import os
 
 from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
+from sb3_dueling.dueling_qrdqn import DuelingQRDQN
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
     DuelingDQNPolicy,
     DuelingMlpPolicy,
     DuelingMultiInputPolicy,
     DuelingNatureCnnPolicy,
+)
+from sb3_dueling.quantile_policies import (
+    DuelingQRDQNCnnPolicy,
+    DuelingQRDQNMlpPolicy,
+    DuelingQRDQNMultiInputPolicy,
+    DuelingQRDQNNatureCnnPolicy,
+    DuelingQRDQNPolicy,
 )
 from sb3_dueling.registration import register_dueling_policies
 
@@ -25,6 +33,12 @@ __all__ = [
     "DuelingMlpPolicy",
     "DuelingMultiInputPolicy",
     "DuelingNatureCnnPolicy",
+    "DuelingQRDQN",
+    "DuelingQRDQNCnnPolicy",
+    "DuelingQRDQNMlpPolicy",
+    "DuelingQRDQNMultiInputPolicy",
+    "DuelingQRDQNNatureCnnPolicy",
+    "DuelingQRDQNPolicy",
     "PrioritizedDictReplayBuffer",
     "PrioritizedReplayBuffer",
     "register_dueling_policies",

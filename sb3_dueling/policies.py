@@ -1,11 +1,13 @@
 """
-Dueling Q-networks (Wang et al. 2016, https://arxiv.org/abs/1511.06581) as SB3 DQN policies.
+Dueling networks (Wang et al. 2016, https://arxiv.org/abs/1511.06581): what every dueling network and
+policy shares (the aggregation, the streams, the options), and the dueling Q-networks as SB3 DQN policies.
+The quantile networks for sb3-contrib's QR-DQN are in :mod:`sb3_dueling.quantile_policies`.
 """
 
 import inspect
 import math
 from numbers import Integral
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import torch as th
 from gymnasium import spaces
@@ -33,22 +35,24 @@ PAPER_GRADIENT_SCALE = 1 / math.sqrt(2)
 
 def aggregate(value: th.Tensor, advantage: th.Tensor, aggregation: Aggregation = "mean") -> th.Tensor:
     """
-    Combine the two streams into Q-values, for each state separately.
+    Combine the two streams into Q-values (or into quantiles), for each state (and quantile) separately.
 
     ``"mean"``: Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')   (eq. 9 of the paper, used for all its results)
     ``"max"``:  Q(s, a) = V(s) + A(s, a) - max_a' A(s, a')    (eq. 8)
 
-    :param value: V(s), shape (batch, 1)
-    :param advantage: A(s, a), shape (batch, n_actions)
+    For quantiles, the same for each quantile i: theta_i(s, a) = V_i(s) + A_i(s, a) - mean_a' A_i(s, a') (or max).
+
+    :param value: V(s), shape (batch, 1), or V_i(s), shape (batch, n_quantiles, 1)
+    :param advantage: A(s, a), shape (batch, n_actions), or A_i(s, a), shape (batch, n_quantiles, n_actions)
     :param aggregation: ``"mean"`` or ``"max"``
-    :return: Q(s, a), shape (batch, n_actions)
+    :return: Q(s, a), shape (batch, n_actions), or theta_i(s, a), shape (batch, n_quantiles, n_actions)
     """
-    # Reduce over the actions (dim=1) of each state only: Q of one state must not depend
-    # on the other states of the batch.
+    # Reduce over the actions (the last dim) of each state and quantile only: Q of one state must not
+    # depend on the other states of the batch, nor one quantile on the others.
     if aggregation == "mean":
-        baseline = advantage.mean(dim=1, keepdim=True)
+        baseline = advantage.mean(dim=-1, keepdim=True)
     else:
-        baseline = advantage.amax(dim=1, keepdim=True)
+        baseline = advantage.amax(dim=-1, keepdim=True)
     return value + (advantage - baseline)
 
 
@@ -125,7 +129,120 @@ def with_fused_optimizer(optimizer_class: type[th.optim.Optimizer], optimizer_kw
     return optimizer_kwargs
 
 
-class DuelingQNetwork(QNetwork):
+class DuelingStreams(BasePolicy):
+    """
+    The dueling architecture, the same in every dueling network: features extractor -> shared hidden
+    layers -> a value stream and an advantage stream -> :func:`aggregate`. A Q-network's streams give
+    V(s) and A(s, a); a quantile network's give them for each quantile, V_i(s) and A_i(s, a).
+
+    A network puts it first among its bases and calls :meth:`_build_streams` in its ``__init__``.
+    """
+
+    action_space: spaces.Discrete
+    #: A list of layer sizes as in SB3's networks, or a dict (see :func:`parse_net_arch`)
+    net_arch: Any
+    aggregation: Aggregation
+    shared_gradient_scale: float
+    #: The dimensions between the batch and the actions: ``()`` for Q-values, ``(n_quantiles,)`` for quantiles
+    quantile_shape: tuple[int, ...]
+
+    def _build_streams(
+        self,
+        features_dim: int,
+        net_arch: NetArch | None,
+        activation_fn: type[nn.Module],
+        aggregation: Aggregation,
+        shared_gradient_scale: float,
+        quantile_shape: tuple[int, ...] = (),
+    ) -> None:
+        """
+        Check the options and build the shared layers and the two streams.
+
+        :param features_dim: Number of features out of the extractor
+        :param net_arch: See :func:`parse_net_arch`; default ``[64, 64]``
+        :param activation_fn: Activation function of the hidden layers
+        :param aggregation: ``"mean"`` or ``"max"``
+        :param shared_gradient_scale: Factor applied to the gradient entering the shared layers
+        :param quantile_shape: ``()`` for a Q-network, ``(n_quantiles,)`` for a quantile network
+        """
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise TypeError(f"action_space must be a gymnasium.spaces.Discrete, got {self.action_space}")
+        if net_arch is None:
+            net_arch = [64, 64]
+        layers = parse_net_arch(net_arch)
+        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
+
+        self.net_arch = net_arch
+        self.activation_fn = activation_fn
+        self.features_dim = features_dim
+        self.aggregation = aggregation
+        self.shared_gradient_scale = shared_gradient_scale
+        self.quantile_shape = quantile_shape
+
+        n_outputs = math.prod(quantile_shape)  # of each stream, per action: 1 for a Q-network
+        n_actions = int(self.action_space.n)
+        self.shared_net = nn.Sequential(*create_mlp(features_dim, -1, layers.shared, activation_fn))
+        latent_dim = layers.shared[-1] if layers.shared else features_dim
+        self.value_net = nn.Sequential(*create_mlp(latent_dim, n_outputs, layers.value, activation_fn))
+        self.advantage_net = nn.Sequential(*create_mlp(latent_dim, n_outputs * n_actions, layers.advantage, activation_fn))
+
+    def _latent(self, obs: PyTorchObs) -> th.Tensor:
+        latent = self.shared_net(self.extract_features(obs, self.features_extractor))
+        # The two streams' gradients add up in the shared layers; the paper rescales their sum.
+        return scale_gradient(latent, self.shared_gradient_scale)
+
+    def _per_quantile(self, outputs: th.Tensor, n_columns: int) -> th.Tensor:
+        # (batch, n_quantiles * n_columns) -> (batch, n_quantiles, n_columns); a Q-network's stay as they are
+        return outputs.unflatten(-1, (*self.quantile_shape, n_columns))
+
+    def value_and_advantage(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Evaluate the two streams separately.
+
+        :param obs: Observation
+        :return: V(s) with shape (batch, 1) and A(s, a) with shape (batch, n_actions);
+            for quantiles, (batch, n_quantiles, 1) and (batch, n_quantiles, n_actions)
+        """
+        latent = self._latent(obs)
+        value = self._per_quantile(self.value_net(latent), 1)
+        return value, self._per_quantile(self.advantage_net(latent), int(self.action_space.n))
+
+    def advantage(self, obs: PyTorchObs) -> th.Tensor:
+        """
+        Evaluate the advantage stream only.
+
+        :param obs: Observation
+        :return: A(s, a) with shape (batch, n_actions); for quantiles, (batch, n_quantiles, n_actions)
+        """
+        return self._per_quantile(self.advantage_net(self._latent(obs)), int(self.action_space.n))
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        """
+        Predict the Q-values (or their quantiles).
+
+        :param obs: Observation
+        :return: The estimated Q-Value (or its quantiles) for each action.
+        """
+        value, advantage = self.value_and_advantage(obs)
+        return aggregate(value, advantage, self.aggregation)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        # V(s) and the mean (or max) of A(s, .) are the same for every action of a state, so the greedy
+        # action is the argmax of A: acting needs the advantage stream only (paper, Sec. 3). With quantiles,
+        # Q(s, a) = mean_i theta_i(s, a) = mean_i V_i(s) + mean_i A_i(s, a) - mean_i (mean or max of A_i(s, .)),
+        # where only the middle term depends on a: the argmax of the mean of A over the quantiles.
+        advantage = self.advantage(observation)
+        if self.quantile_shape:
+            advantage = advantage.mean(dim=1)
+        return advantage.argmax(dim=1).reshape(-1)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale)
+        return data
+
+
+class DuelingQNetwork(DuelingStreams, QNetwork):
     """
     Dueling Q-network: features extractor -> shared hidden layers -> a value stream V(s)
     and an advantage stream A(s, a) -> Q(s, a) by :func:`aggregate`.
@@ -165,63 +282,62 @@ class DuelingQNetwork(QNetwork):
             features_extractor=features_extractor,
             normalize_images=normalize_images,
         )
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(f"action_space must be a gymnasium.spaces.Discrete, got {action_space}")
-        if net_arch is None:
-            net_arch = [64, 64]
-        layers = parse_net_arch(net_arch)
-        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
+        self._build_streams(features_dim, net_arch, activation_fn, aggregation, shared_gradient_scale)
 
-        self.net_arch = net_arch  # type: ignore[assignment]  # a dict too, unlike QNetwork's
-        self.activation_fn = activation_fn
-        self.features_dim = features_dim
+
+DuelingNetwork = TypeVar("DuelingNetwork", bound=DuelingStreams)
+
+
+class DuelingPolicyMixin(BasePolicy):
+    """
+    The options of a dueling policy, the same for DQN and QR-DQN: put it first among the policy's bases,
+    call :meth:`_set_dueling_options` first in ``__init__`` and build the networks with
+    :meth:`_make_dueling_net`. A subclass changes the defaults of ``features_extractor_class``,
+    ``net_arch`` and ``shared_gradient_scale`` with its class attributes ``default_*``.
+    """
+
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
+    default_net_arch: ClassVar[NetArch | None] = None
+    default_shared_gradient_scale: ClassVar[float] = 1.0
+
+    net_args: dict[str, Any]
+    aggregation: Aggregation
+    shared_gradient_scale: float
+
+    def _set_dueling_options(
+        self,
+        net_arch: NetArch | None,
+        activation_fn: type[nn.Module],
+        features_extractor_class: type[BaseFeaturesExtractor] | None,
+        optimizer_class: type[th.optim.Optimizer],
+        optimizer_kwargs: dict[str, Any] | None,
+        aggregation: Aggregation,
+        shared_gradient_scale: float | None,
+    ) -> tuple[NetArch | None, type[BaseFeaturesExtractor], dict[str, Any]]:
+        """
+        Check the dueling options, before the parent policy builds anything so that bad input fails first
+        and clearly, fill in the policy's defaults and keep ``aggregation`` and ``shared_gradient_scale``
+        for :meth:`_make_dueling_net`.
+
+        :return: ``net_arch``, ``features_extractor_class`` and ``optimizer_kwargs`` for the parent policy
+        """
+        if net_arch is None:
+            net_arch = self.default_net_arch
+        if net_arch is not None:
+            parse_net_arch(net_arch)
+        if shared_gradient_scale is None:
+            shared_gradient_scale = self.default_shared_gradient_scale
+        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
         self.aggregation = aggregation
         self.shared_gradient_scale = shared_gradient_scale
+        extractor_class = features_extractor_class or self.default_features_extractor_class
+        return net_arch, extractor_class, with_fused_optimizer(optimizer_class, optimizer_kwargs)
 
-        n_actions = int(self.action_space.n)
-        self.shared_net = nn.Sequential(*create_mlp(features_dim, -1, layers.shared, activation_fn))
-        latent_dim = layers.shared[-1] if layers.shared else features_dim
-        self.value_net = nn.Sequential(*create_mlp(latent_dim, 1, layers.value, activation_fn))
-        self.advantage_net = nn.Sequential(*create_mlp(latent_dim, n_actions, layers.advantage, activation_fn))
-
-    def _latent(self, obs: PyTorchObs) -> th.Tensor:
-        latent = self.shared_net(self.extract_features(obs, self.features_extractor))
-        # The two streams' gradients add up in the shared layers; the paper rescales their sum.
-        return scale_gradient(latent, self.shared_gradient_scale)
-
-    def value_and_advantage(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """
-        Evaluate the two streams separately.
-
-        :param obs: Observation
-        :return: V(s) with shape (batch, 1) and A(s, a) with shape (batch, n_actions)
-        """
-        latent = self._latent(obs)
-        return self.value_net(latent), self.advantage_net(latent)
-
-    def advantage(self, obs: PyTorchObs) -> th.Tensor:
-        """
-        Evaluate the advantage stream only.
-
-        :param obs: Observation
-        :return: A(s, a) with shape (batch, n_actions)
-        """
-        return self.advantage_net(self._latent(obs))
-
-    def forward(self, obs: PyTorchObs) -> th.Tensor:
-        """
-        Predict the Q-values.
-
-        :param obs: Observation
-        :return: The estimated Q-Value for each action.
-        """
-        value, advantage = self.value_and_advantage(obs)
-        return aggregate(value, advantage, self.aggregation)
-
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        # V(s) and the mean (or max) of A(s, .) are the same for every action of a state, so the
-        # greedy action is the argmax of A: acting needs the advantage stream only (paper, Sec. 3).
-        return self.advantage(observation).argmax(dim=1).reshape(-1)
+    def _make_dueling_net(self, network_class: type[DuelingNetwork]) -> DuelingNetwork:
+        # Make sure we always have separate networks for features extractors etc
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        network = network_class(**net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale)
+        return network.to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -229,12 +345,36 @@ class DuelingQNetwork(QNetwork):
         return data
 
 
-class DuelingDQNPolicy(DQNPolicy):
+class CnnDefaults:
+    """The defaults of a dueling policy for images: SB3's ``NatureCNN``, each stream one linear layer."""
+
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = NatureCNN
+
+
+class NatureCnnDefaults:
+    """
+    The defaults of the paper's Atari network (Section 4.2): the Nature-DQN convolutions shared, a
+    512-unit layer in each stream, the gradient entering the convolutions rescaled by ``1/sqrt(2)``.
+    """
+
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = NatureConvExtractor
+    default_net_arch: ClassVar[NetArch | None] = {"value": [512], "advantage": [512]}
+    default_shared_gradient_scale: ClassVar[float] = PAPER_GRADIENT_SCALE
+
+
+class MultiInputDefaults:
+    """The defaults of a dueling policy for Dict observations: SB3's ``CombinedExtractor``."""
+
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = CombinedExtractor
+
+
+class DuelingDQNPolicy(DuelingPolicyMixin, DQNPolicy):
     """
     Policy class with a dueling Q-network and its target network.
 
     The subclasses below only change the defaults of ``features_extractor_class``,
-    ``net_arch`` and ``shared_gradient_scale`` (their class attributes ``default_*``).
+    ``net_arch`` and ``shared_gradient_scale`` (the class attributes ``default_*`` of
+    :class:`CnnDefaults`, :class:`NatureCnnDefaults`, :class:`MultiInputDefaults`).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -260,10 +400,6 @@ class DuelingDQNPolicy(DQNPolicy):
         default: the policy's ``default_shared_gradient_scale``, 1.0 here)
     """
 
-    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
-    default_net_arch: ClassVar[NetArch | None] = None
-    default_shared_gradient_scale: ClassVar[float] = 1.0
-
     q_net: DuelingQNetwork
     q_net_target: DuelingQNetwork
 
@@ -282,57 +418,44 @@ class DuelingDQNPolicy(DQNPolicy):
         aggregation: Aggregation = "mean",
         shared_gradient_scale: float | None = None,
     ) -> None:
-        if net_arch is None:
-            net_arch = self.default_net_arch
-        # Checked before DQNPolicy builds anything, so that bad input fails first and clearly
-        if net_arch is not None:
-            parse_net_arch(net_arch)
-        if shared_gradient_scale is None:
-            shared_gradient_scale = self.default_shared_gradient_scale
-        check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
-        # Read by make_q_net(), which DQNPolicy.__init__ calls.
-        self.aggregation = aggregation
-        self.shared_gradient_scale = shared_gradient_scale
+        net_arch, features_extractor_class, optimizer_kwargs = self._set_dueling_options(
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            optimizer_class,
+            optimizer_kwargs,
+            aggregation,
+            shared_gradient_scale,
+        )
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
             net_arch,  # type: ignore[arg-type]  # DQNPolicy only stores it for make_q_net()
             activation_fn,
-            features_extractor_class or self.default_features_extractor_class,
+            features_extractor_class,
             features_extractor_kwargs,
             normalize_images,
             optimizer_class,
-            with_fused_optimizer(optimizer_class, optimizer_kwargs),
+            optimizer_kwargs,
         )
 
     def make_q_net(self) -> DuelingQNetwork:
-        # Make sure we always have separate networks for features extractors etc
-        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return DuelingQNetwork(**net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale).to(
-            self.device
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale)
-        return data
+        return self._make_dueling_net(DuelingQNetwork)
 
 
 DuelingMlpPolicy = DuelingDQNPolicy
 
 
-class DuelingCnnPolicy(DuelingDQNPolicy):
+class DuelingCnnPolicy(CnnDefaults, DuelingDQNPolicy):
     """
     Dueling policy for image observations: SB3's ``NatureCNN`` (convolutions and a 512-unit
     layer) is shared and each stream is one linear layer, as with SB3's DQN ``CnnPolicy``.
     :class:`DuelingNatureCnnPolicy` is the paper's network.
     """
 
-    default_features_extractor_class = NatureCNN
 
-
-class DuelingNatureCnnPolicy(DuelingDQNPolicy):
+class DuelingNatureCnnPolicy(NatureCnnDefaults, DuelingDQNPolicy):
     """
     The paper's Atari network (Wang et al. 2016, Section 4.2): the Nature-DQN convolutions are
     shared (:class:`~sb3_dueling.torch_layers.NatureConvExtractor`), the value and the advantage
@@ -340,12 +463,6 @@ class DuelingNatureCnnPolicy(DuelingDQNPolicy):
     convolutions is rescaled by ``1/sqrt(2)``.
     """
 
-    default_features_extractor_class = NatureConvExtractor
-    default_net_arch: ClassVar[NetArch | None] = {"value": [512], "advantage": [512]}
-    default_shared_gradient_scale = PAPER_GRADIENT_SCALE
 
-
-class DuelingMultiInputPolicy(DuelingDQNPolicy):
+class DuelingMultiInputPolicy(MultiInputDefaults, DuelingDQNPolicy):
     """Dueling policy for Dict observations, with SB3's ``CombinedExtractor``."""
-
-    default_features_extractor_class = CombinedExtractor

@@ -1,0 +1,214 @@
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from sb3_contrib import QRDQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+
+from sb3_dueling.policies import aggregate
+from sb3_dueling.quantile_loss import quantile_huber_loss
+from sb3_dueling.quantile_policies import (
+    DuelingQRDQNCnnPolicy,
+    DuelingQRDQNMlpPolicy,
+    DuelingQRDQNMultiInputPolicy,
+    DuelingQRDQNPolicy,
+    DuelingQuantileNetwork,
+)
+from sb3_dueling.registration import DUELING_QUANTILE_POLICIES
+from sb3_dueling.training import DuelingTrainingMixin, OnlineOutput
+
+SelfDuelingQRDQN = TypeVar("SelfDuelingQRDQN", bound="DuelingQRDQN")
+
+
+def quantiles_of(quantiles: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """
+    The quantiles of one action per sample.
+
+    :param quantiles: theta_i(s, a), shape (batch, n_quantiles, n_actions)
+    :param actions: one action per sample, shape (batch, 1) or (batch,)
+    :return: theta_i(s, action), shape (batch, n_quantiles)
+    """
+    index = actions.long().reshape(-1, 1, 1).expand(-1, quantiles.shape[1], 1)
+    return quantiles.gather(dim=2, index=index).squeeze(dim=2)
+
+
+class DuelingQRDQN(DuelingTrainingMixin, QRDQN):
+    """
+    Dueling Quantile Regression DQN: QR-DQN with a dueling quantile network, trained with the Double DQN target
+
+    QR-DQN: https://arxiv.org/abs/1710.10044 (Dabney et al. 2018)
+    Dueling network: https://arxiv.org/abs/1511.06581 (Wang et al. 2016)
+    Double DQN: https://arxiv.org/abs/1509.06461 (van Hasselt et al. 2016)
+    Everything but the network, the target and the loss's implementation is sb3-contrib's ``QRDQN``; the
+    default hyperparameters are the same as QRDQN's.
+
+    With a ``PrioritizedReplayBuffer``, each sample's quantile Huber loss is weighted by its importance-sampling
+    weight, and its new priority is that loss (summed over the current quantiles, averaged over the target
+    ones): there is no single TD error of a distribution, and the loss is how far the predicted quantiles are
+    from their targets, as Rainbow takes its distributional loss for the priority (Hessel et al. 2018).
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, DuelingNatureCnnPolicy...);
+        every alias names a dueling quantile policy
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function
+        of the current progress remaining (from 1 to 0)
+    :param buffer_size: size of the replay buffer
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+    :param batch_size: Minibatch size for each gradient update
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1) default 1 for hard update
+    :param gamma: the discount factor
+    :param train_freq: Update the model every ``train_freq`` steps. Alternatively pass a tuple of frequency and unit
+        like ``(5, "step")`` or ``(2, "episode")``.
+    :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
+        Set to ``-1`` means to do as many gradient steps as steps done in the environment
+        during the rollout.
+    :param replay_buffer_class: Replay buffer class to use (for instance ``PrioritizedReplayBuffer``).
+        If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+        at a cost of more complexity.
+        See https://github.com/DLR-RM/stable-baselines3/issues/37#issuecomment-637501195
+    :param n_steps: When n_step > 1, uses n-step return (with the NStepReplayBuffer) when updating the Q-value network.
+    :param target_update_interval: update the target network every ``target_update_interval``
+        environment steps.
+    :param exploration_fraction: fraction of entire training period over which the exploration rate is reduced
+    :param exploration_initial_eps: initial value of random action probability
+    :param exploration_final_eps: final value of random action probability
+    :param max_grad_norm: The maximum value for the gradient clipping (if None, no clipping)
+    :param double_q: Use the Double DQN target: the online network picks the next action (the argmax of its
+        mean over the quantiles), the target network's quantiles of that action are the target. ``False`` gives
+        QR-DQN's target: the target network's own greedy action.
+    :param check_finite: Guard the training: stop with a ``FloatingPointError`` at the first non-finite loss
+        (quantiles, targets) or gradient, before the optimizer step, so the network stays the last finite one;
+        and with a ``ValueError`` naming the env step at the first non-finite observation or reward
+        (SB3's ``VecCheckNan``). Costs one synchronisation per gradient step.
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+        (``n_quantiles``, ``net_arch``, ``aggregation``, ``shared_gradient_scale``, ...)
+    :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": DuelingQRDQNMlpPolicy,
+        "CnnPolicy": DuelingQRDQNCnnPolicy,
+        "MultiInputPolicy": DuelingQRDQNMultiInputPolicy,
+        **DUELING_QUANTILE_POLICIES,
+    }
+    policy_base = DuelingQRDQNPolicy
+    quantile_net: DuelingQuantileNetwork
+    quantile_net_target: DuelingQuantileNetwork
+    policy: DuelingQRDQNPolicy
+
+    def __init__(
+        self,
+        policy: str | type[DuelingQRDQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 5e-5,
+        buffer_size: int = 1000000,  # 1e6
+        learning_starts: int = 100,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 10000,
+        exploration_fraction: float = 0.005,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.01,
+        max_grad_norm: float | None = None,
+        double_q: bool = True,
+        check_finite: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        self._set_dueling_options(double_q, check_finite)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
+        """
+        The online network's quantiles of the actions taken, shape (batch, n_quantiles), and its streams V and A
+        as their means over the quantiles.
+        """
+        value, advantage = self.quantile_net.value_and_advantage(observations)
+        quantiles = aggregate(value, advantage, self.quantile_net.aggregation)
+        return OnlineOutput(quantiles_of(quantiles, actions), value.mean(dim=1).flatten(), advantage.mean(dim=1))
+
+    def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
+        """
+        The quantiles of the next states, shape (batch, n_quantiles), of the action that ``double_q`` picks: the
+        online network's greedy action (the argmax of the mean over the quantiles, from its advantage stream, see
+        ``DuelingQuantileNetwork._predict``), else the target network's own, as QR-DQN does.
+        """
+        next_quantiles = self.quantile_net_target(next_observations)
+        if self.double_q:
+            next_actions = self.quantile_net._predict(next_observations)
+        else:
+            next_actions = next_quantiles.mean(dim=1).argmax(dim=1)
+        return quantiles_of(next_quantiles, next_actions)
+
+    def _loss(
+        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """QR-DQN's quantile Huber loss; each sample's loss is its new priority (see the class docstring)."""
+        return quantile_huber_loss(current_values, target_values, weights)
+
+    def learn(
+        self: SelfDuelingQRDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DuelingQRDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDuelingQRDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
