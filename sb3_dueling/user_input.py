@@ -18,13 +18,20 @@ import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_dueling.policies import AGGREGATIONS, DuelingDQNPolicy, parse_net_arch
+from sb3_dueling.policies import AGGREGATIONS, DuelingPolicyMixin, parse_net_arch
+from sb3_dueling.quantile_policies import check_n_quantiles
 
 HYPERPARAMS_FOLDER = Path(__file__).parent / "hyperparams"
 #: For ``python -m sb3_dueling.zoo train --algo dueling_dqn`` (the default ``-conf``)
 DUELING_DQN_CONFIG = HYPERPARAMS_FOLDER / "dueling_dqn.yml"
+#: For ``python -m sb3_dueling.zoo train --algo dueling_qrdqn`` (the default ``-conf``)
+DUELING_QRDQN_CONFIG = HYPERPARAMS_FOLDER / "dueling_qrdqn.yml"
 #: For the unmodified Zoo: ``python -m rl_zoo3.train --algo dqn --gym-packages sb3_dueling -conf DQN_CONFIG``
 DQN_CONFIG = HYPERPARAMS_FOLDER / "dqn.yml"
+#: For the unmodified Zoo: ``python -m rl_zoo3.train --algo qrdqn --gym-packages sb3_dueling -conf QRDQN_CONFIG``
+QRDQN_CONFIG = HYPERPARAMS_FOLDER / "qrdqn.yml"
+#: The package's hyperparameter file of each Zoo algorithm: its own algorithms, then the Zoo's run with the dueling policies
+CONFIGS = {"dueling_dqn": DUELING_DQN_CONFIG, "dueling_qrdqn": DUELING_QRDQN_CONFIG, "dqn": DQN_CONFIG, "qrdqn": QRDQN_CONFIG}
 # Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
 ZOO_KEYS = {
     "n_timesteps",
@@ -178,20 +185,25 @@ def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any
     for key in sorted(set(policy_kwargs) - allowed):
         hint = did_you_mean(key, allowed)
         raise UsageError(f"{where}: {key!r} is not an argument of {policy.__name__} in policy_kwargs{hint}")
-    if issubclass(policy, DuelingDQNPolicy):
+    if issubclass(policy, DuelingPolicyMixin):
         check_dueling_values(policy_kwargs, where)
 
 
 def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
-    """The values of a dueling policy's ``aggregation`` and ``net_arch`` (the rest is checked when the model is built)."""
+    """
+    The values of a dueling policy's ``aggregation``, ``net_arch`` and, for a quantile policy, ``n_quantiles``
+    (the rest is checked when the model is built).
+    """
     aggregation = policy_kwargs.get("aggregation", AGGREGATIONS[0])
     if aggregation not in AGGREGATIONS:
         raise UsageError(f"{where}: policy_kwargs aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
-    if policy_kwargs.get("net_arch") is not None:
-        try:
+    try:
+        if policy_kwargs.get("net_arch") is not None:
             parse_net_arch(policy_kwargs["net_arch"])
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"{where}: policy_kwargs {error}") from error
+        if "n_quantiles" in policy_kwargs:  # only a quantile policy takes it (checked before)
+            check_n_quantiles(policy_kwargs["n_quantiles"])
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{where}: policy_kwargs {error}") from error
 
 
 def constructor_arguments(cls: type, excluded: Iterable[str]) -> set[str]:

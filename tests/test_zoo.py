@@ -18,12 +18,14 @@ import pytest
 import sqlalchemy
 import torch as th
 import yaml
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.save_util import load_from_pkl
 
-from sb3_dueling import DuelingDQN
+from sb3_dueling import DuelingDQN, DuelingQRDQN
 from sb3_dueling.checkpoints import read_manifest
-from sb3_dueling.zoo import DQN_CONFIG, DUELING_DQN_CONFIG
+from sb3_dueling.zoo import CONFIGS, DQN_CONFIG, DUELING_DQN_CONFIG, QRDQN_CONFIG
+from sb3_dueling.zoo.__main__ import main
 from sb3_dueling.zoo.studies import open_database_storage
 
 ZOO = [sys.executable, "-m", "sb3_dueling.zoo"]
@@ -215,9 +217,57 @@ def test_stock_zoo_with_gym_packages(tmp_path):
     assert type(model.policy).__name__ == "DuelingDQNPolicy"
 
 
-def test_config_command_prints_the_files(tmp_path):
+def test_config_command_prints_the_files(tmp_path, capsys):
     assert run([*ZOO, "config"], tmp_path).stdout.strip() == str(DUELING_DQN_CONFIG)
-    assert run([*ZOO, "config", "dqn"], tmp_path).stdout.strip() == str(DQN_CONFIG)
+    for algo, path in CONFIGS.items():
+        assert main(["config", algo]) == 0 and capsys.readouterr().out.strip() == str(path)
+    assert main(["config", "qrdqm"]) == 2
+    assert "no hyperparameter file for 'qrdqm'; use one of dueling_dqn, dueling_qrdqn, dqn, qrdqn" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained_quantile(tmp_path_factory) -> Path:
+    """One short DuelingQRDQN training run with its default -conf (the package's dueling_qrdqn.yml)."""
+    folder = tmp_path_factory.mktemp("zoo_qrdqn")
+    command = [*ZOO, "train", "--algo", "dueling_qrdqn", *QUICK, "-f", "logs", "--eval-freq", "300", "--eval-episodes", "2"]
+    run([*command, "-params", "learning_starts:100"], folder)
+    return folder
+
+
+def test_dueling_qrdqn_trains_with_its_own_file(trained_quantile):
+    run_folder = trained_quantile / "logs" / "dueling_qrdqn" / "CartPole-v1_1"
+    config = dict(yaml.load((run_folder / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
+    assert config["policy_kwargs"] == "dict(net_arch=[256, 256], n_quantiles=10)"  # from dueling_qrdqn.yml
+    assert config["learning_starts"] == 100  # -params wins over the file
+    model = DuelingQRDQN.load(run_folder / "CartPole-v1.zip")
+    assert model.double_q and model.policy.n_quantiles == 10 and model.num_timesteps >= 600
+    assert model._n_updates > 0 and (run_folder / "best_model.zip").exists()
+
+
+def test_dueling_qrdqn_enjoy_and_plot(trained_quantile, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    command = [*ZOO, "enjoy", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "-f", "logs", "-n", "200", "--no-render"]
+    assert "Loading logs/dueling_qrdqn/CartPole-v1_1/CartPole-v1.zip" in run(command, trained_quantile).stdout
+    command = [*ZOO, "plot_train", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "-f", "logs", "-w", "1"]
+    output = run(command, trained_quantile).stdout
+    assert_png(trained_quantile, "logs/dueling_qrdqn/CartPole-v1_Training_Episodic_Reward.png", output)
+
+
+def test_dueling_qrdqn_optimize_on_sqlite(tmp_path):
+    command = [*ZOO, "train", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "--seed", "0", "-n", "300", "-f", "logs"]
+    command += ["-optimize", "--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "2", "--no-optim-plots"]
+    assert "Best trial:" in run(command, tmp_path).stdout
+    storage = f"sqlite:///{tmp_path / 'logs' / 'dueling_qrdqn' / 'optuna.db'}"
+    study = optuna.load_study(study_name="dueling_qrdqn_CartPole-v1", storage=storage)
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert {"n_quantiles", "double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
+
+
+def test_stock_zoo_qrdqn_with_the_dueling_policies(tmp_path):
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "qrdqn", *QUICK, "--gym-packages", "sb3_dueling"]
+    run([*command, "-conf", str(QRDQN_CONFIG), "-f", "logs", "--eval-freq", "-1", "-params", "learning_starts:100"], tmp_path)
+    model = QRDQN.load(tmp_path / "logs" / "qrdqn" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert type(model.policy).__name__ == "DuelingQRDQNPolicy" and model.policy.n_quantiles == 10
 
 
 def bad_yaml(folder: Path, key: str, value: object) -> Path:
@@ -250,6 +300,10 @@ def bad_yaml(folder: Path, key: str, value: object) -> Path:
         ),
         (["-i", "model.zip"], "-i model.zip: no such model file"),
         (["-params", "learning_rat:0.1"], "-params: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean"),
+        (
+            ["--algo", "dueling_qrdqn", "-params", "policy_kwargs:dict(n_quantiles=0)"],
+            "-params: policy_kwargs n_quantiles must be a positive int, got 0",
+        ),
         (["-conf", "BAD_KEY"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
         (["-conf", "BAD_POLICY_KWARGS"], "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did you mean"),
         (["-conf", "missing.yml"], "-conf 'missing.yml': no such file"),

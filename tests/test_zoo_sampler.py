@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import ale_py
 import gymnasium as gym
 import optuna
 import pytest
@@ -9,13 +10,21 @@ import yaml
 from matplotlib import pyplot as plt
 from rl_zoo3 import exp_manager, hyperparams_opt, utils
 from rl_zoo3.exp_manager import ExperimentManager
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_atari_env
+from stable_baselines3.common.vec_env import VecFrameStack
 from torch import nn
 
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from benchmarks.variants import load_hyperparameters, read_schedules
+from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer
+from sb3_dueling.quantile_policies import DuelingQRDQNPolicy
 from sb3_dueling.user_input import (
+    CONFIGS,
     DQN_CONFIG,
     DUELING_DQN_CONFIG,
+    DUELING_QRDQN_CONFIG,
+    QRDQN_CONFIG,
     UsageError,
     check_hyperparams,
     check_policy,
@@ -26,7 +35,7 @@ from sb3_dueling.user_input import (
 from sb3_dueling.zoo import zoo_patches
 from sb3_dueling.zoo.__main__ import figure_files, main
 from sb3_dueling.zoo.figures import FigureFiles
-from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
+from sb3_dueling.zoo.sampler import convert_dueling_params, sample_dueling_dqn_params, sample_dueling_qrdqn_params
 
 ADDITIONAL_ARGS = {"using_her_replay_buffer": False, "her_kwargs": {}}
 
@@ -48,9 +57,11 @@ def test_zoo_patches_apply_in_the_block_and_are_undone_after(tmp_path):
     before = patched_things()
     assert "dueling_dqn" not in utils.ALGOS and before[-1] is None
     with zoo_patches(checkpoint_freq=10, resume=tmp_path, heartbeat=5, figures=FigureFiles(tmp_path, "")):
-        assert utils.ALGOS["dueling_dqn"] is DuelingDQN
+        assert utils.ALGOS["dueling_dqn"] is DuelingDQN and utils.ALGOS["dueling_qrdqn"] is DuelingQRDQN
         assert hyperparams_opt.HYPERPARAMS_SAMPLER["dueling_dqn"] is sample_dueling_dqn_params
-        assert hyperparams_opt.HYPERPARAMS_CONVERTER["dueling_dqn"] is convert_dueling_dqn_params
+        assert hyperparams_opt.HYPERPARAMS_SAMPLER["dueling_qrdqn"] is sample_dueling_qrdqn_params
+        assert hyperparams_opt.HYPERPARAMS_CONVERTER["dueling_dqn"] is convert_dueling_params
+        assert hyperparams_opt.HYPERPARAMS_CONVERTER["dueling_qrdqn"] is convert_dueling_params
         assert exp_manager.PrioritizedReplayBuffer is PrioritizedReplayBuffer  # type: ignore[attr-defined]
         assert utils.ALGOS["dqn"] is DQN  # the Zoo's own entries are untouched
         during = patched_things()
@@ -81,24 +92,38 @@ def test_plot_figures_go_next_to_what_they_plot(tmp_path):
     assert figure_files("all_plots", tmp_path, []) == FigureFiles(tmp_path, "all_plots_")
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_sampled_params_build_a_model(seed):
+@pytest.mark.parametrize(
+    "sampler, algorithm, seed",
+    [
+        *((sample_dueling_dqn_params, DuelingDQN, seed) for seed in range(4)),
+        *((sample_dueling_qrdqn_params, DuelingQRDQN, seed) for seed in range(4)),
+    ],
+)
+def test_sampled_params_build_a_model(sampler, algorithm, seed):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     trial = study.ask()
-    hyperparams = sample_dueling_dqn_params(trial, n_actions=2, n_envs=1, additional_args=ADDITIONAL_ARGS)
+    hyperparams = sampler(trial, n_actions=2, n_envs=1, additional_args=dict(ADDITIONAL_ARGS))
     assert {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(trial.params)
     # the converter gives the same arguments from the stored trial parameters (what --trial-id loads)
-    assert convert_dueling_dqn_params(dict(trial.params)) == hyperparams
+    assert convert_dueling_params(dict(trial.params)) == hyperparams
     stream = [trial.params["stream_units"]] if trial.params["stream_units"] else []
     assert hyperparams["policy_kwargs"]["net_arch"]["value"] == stream
     assert hyperparams["policy_kwargs"]["aggregation"] == trial.params["aggregation"]
-    model = DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=1000, **{**hyperparams, "learning_starts": 10})
+    model = algorithm("MlpPolicy", "CartPole-v1", buffer_size=1000, **{**hyperparams, "learning_starts": 10})
     assert model.double_q is trial.params["double_q"]
     assert model.n_steps == trial.params["n_steps"]
+    assert model.policy.aggregation == trial.params["aggregation"]
+    if algorithm is DuelingQRDQN:  # QR-DQN's space: the number of quantiles too
+        assert model.policy.n_quantiles == trial.params["n_quantiles"] == hyperparams["policy_kwargs"]["n_quantiles"]
+    else:
+        assert "n_quantiles" not in trial.params
     model.learn(50)
 
 
-@pytest.mark.parametrize("config, algorithm", [(DUELING_DQN_CONFIG, DuelingDQN), (DQN_CONFIG, DQN)])
+SHIPPED = [(DUELING_DQN_CONFIG, DuelingDQN), (DQN_CONFIG, DQN), (DUELING_QRDQN_CONFIG, DuelingQRDQN), (QRDQN_CONFIG, QRDQN)]
+
+
+@pytest.mark.parametrize("config, algorithm", SHIPPED)
 def test_every_shipped_entry_passes_the_checks(config, algorithm):
     entries = yaml.safe_load(config.read_text())
     assert {"default", "atari", "CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0"} <= set(entries)
@@ -109,8 +134,6 @@ def test_every_shipped_entry_passes_the_checks(config, algorithm):
 
 
 def test_the_entry_is_the_one_the_zoo_reads():
-    import ale_py
-
     gym.register_envs(ale_py)
     assert read_hyperparams_entry(DUELING_DQN_CONFIG, "CartPole-v1")[0] == "CartPole-v1"
     assert read_hyperparams_entry(DUELING_DQN_CONFIG, "PongNoFrameskip-v4")[0] == "atari"  # from the entry point
@@ -146,3 +169,52 @@ def test_a_policy_argument_given_as_a_hyperparameter_says_where_it_belongs():
     with pytest.raises(UsageError) as error:
         check_hyperparams("dueling_dqn", DuelingDQN, {"learning_rat"}, "a.yml")
     assert str(error.value) == "a.yml: 'learning_rat' is not a hyperparameter of dueling_dqn (did you mean 'learning_rate'?)"
+
+
+@pytest.mark.parametrize("config, algorithm", SHIPPED[2:])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0", "PongNoFrameskip-v4"])
+def test_the_quantile_entries_build_dueling_models(config, algorithm, env_id):
+    """Each entry of dueling_qrdqn.yml and qrdqn.yml builds its model with the dueling quantile network (no training)."""
+    policy, _, hyperparams = load_hyperparameters(config, env_id)
+    if env_id.startswith("Pong"):
+        gym.register_envs(ale_py)
+        wrappers, n_stack = hyperparams.pop("env_wrapper"), hyperparams.pop("frame_stack")
+        assert wrappers == ["stable_baselines3.common.atari_wrappers.AtariWrapper"]
+        env = VecFrameStack(make_atari_env(env_id, n_envs=1, seed=0), n_stack=n_stack)  # AtariWrapper inside
+        hyperparams["buffer_size"] = 100  # the entry's 1M transitions of frames is no test's business
+    else:
+        env = gym.make(env_id)
+    model = algorithm(policy, env, seed=0, **read_schedules(hyperparams))
+    assert isinstance(model.policy, DuelingQRDQNPolicy)
+    assert getattr(model, "double_q", False) is (config == DUELING_QRDQN_CONFIG)
+    expected_quantiles = {"CartPole-v1": 10, "LunarLander-v3": 50 if config == DUELING_QRDQN_CONFIG else 170}
+    assert model.policy.n_quantiles == expected_quantiles.get(env_id, 200 if env_id.startswith("Pong") else 25)
+    observation = env.observation_space.sample() if env_id.startswith("Pong") else env.reset(seed=0)[0]
+    assert env.action_space.contains(model.predict(observation, deterministic=True)[0].item())
+    if env_id == "MountainCar-v0" and config == DUELING_QRDQN_CONFIG:
+        assert model.n_steps == 3
+
+
+def test_the_config_table_names_every_file():
+    assert CONFIGS == {
+        "dueling_dqn": DUELING_DQN_CONFIG,
+        "dueling_qrdqn": DUELING_QRDQN_CONFIG,
+        "dqn": DQN_CONFIG,
+        "qrdqn": QRDQN_CONFIG,
+    }
+    assert all(path.is_file() for path in CONFIGS.values())
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, message",
+    [
+        ("dict(n_quantiles=0)", "here: policy_kwargs n_quantiles must be a positive int, got 0"),
+        ("dict(n_quantiles=2.5)", "here: policy_kwargs n_quantiles must be a positive int, got 2.5"),
+        ("dict(aggregation='median', n_quantiles=5)", "here: policy_kwargs aggregation must be one of ['mean', 'max']"),
+    ],
+)
+def test_bad_quantile_policies_are_named(policy_kwargs, message):
+    with pytest.raises(UsageError) as error:
+        check_policy("dueling_qrdqn", DuelingQRDQN, {"policy": "MlpPolicy", "policy_kwargs": policy_kwargs}, "here")
+    assert str(error.value).startswith(message)
+    check_policy("dueling_qrdqn", DuelingQRDQN, {"policy_kwargs": "dict(n_quantiles=5, aggregation='max')"}, "here")

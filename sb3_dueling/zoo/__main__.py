@@ -1,21 +1,23 @@
 """
-The RL Zoo's commands, with ``dueling_dqn`` registered:
+The RL Zoo's commands, with ``dueling_dqn`` (DuelingDQN) and ``dueling_qrdqn`` (DuelingQRDQN) registered:
 
     python -m sb3_dueling.zoo train --algo dueling_dqn --env CartPole-v1 [any rl_zoo3 train flag]
+    python -m sb3_dueling.zoo train --algo dueling_qrdqn --env CartPole-v1
     python -m sb3_dueling.zoo enjoy --algo dueling_dqn --env CartPole-v1 -f logs/
     python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ... [--figure-folder DIR]
-    python -m sb3_dueling.zoo config [dueling_dqn|dqn]   (prints the path of a hyperparameter file)
+    python -m sb3_dueling.zoo config [dueling_dqn|dueling_qrdqn|dqn|qrdqn]   (prints the path of a hyperparameter file)
 
 (``sb3-dueling-zoo`` is the same command; ``COMMAND -h`` lists the Zoo's options and ours.)
 
 ``train`` and ``enjoy`` add, before handing over to the Zoo: ``--algo dueling_dqn`` and
 ``--num-threads 1`` when they are not given (one PyTorch thread: the small networks train no faster
 on more, and on a busy machine more threads spin against the other processes; see docs/speed.md);
-``train`` also ``-conf`` the package's ``dueling_dqn.yml``, and with ``-optimize`` an SQLite study
-under the log folder (``--storage``) named ``<algo>_<env>`` (``--study-name``) unless given, so that
-running the same command again resumes the study. Bad input (an unknown env id, an env without
-discrete actions, an unknown hyperparameter or policy, an unsupported or unreachable storage, a
-missing model) stops it with a clear message and exit code 2, before anything is written.
+``train`` also ``-conf`` the package's file of the algorithm (``dueling_dqn.yml``, ``dueling_qrdqn.yml``),
+and with ``-optimize`` an SQLite study under the log folder (``--storage``) named ``<algo>_<env>``
+(``--study-name``) unless given, so that running the same command again resumes the study. Bad input
+(an unknown env id, an env without discrete actions, an unknown hyperparameter or policy, a bad
+``n_quantiles``, an unsupported or unreachable storage, a missing model) stops it with a clear message
+and exit code 2, before anything is written.
 Database studies get a heartbeat (``--optuna-heartbeat SECONDS``, default 60): a killed worker's
 trial is marked FAIL once three beats are missed, instead of staying RUNNING.
 ``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the
@@ -32,8 +34,7 @@ from typing import Any
 from unittest import mock
 
 from sb3_dueling.user_input import (
-    DQN_CONFIG,
-    DUELING_DQN_CONFIG,
+    CONFIGS,
     UsageError,
     check_discrete_actions,
     check_env_id,
@@ -44,13 +45,13 @@ from sb3_dueling.user_input import (
     read_hyperparams_entry,
 )
 from sb3_dueling.zoo.figures import FigureFiles
-from sb3_dueling.zoo.patches import ALGO, zoo_patches
+from sb3_dueling.zoo.patches import ALGO, ZOO_ALGORITHMS, zoo_patches
 from sb3_dueling.zoo.studies import HEARTBEAT_INTERVAL
 
 COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
 PLOTS = ("plot_train", "plot_from_file", "all_plots")
 #: The Zoo's algorithms that act in a Discrete action space only
-DISCRETE_ALGOS = (ALGO, "dqn", "qrdqn")
+DISCRETE_ALGOS = (*ZOO_ALGORITHMS, "dqn", "qrdqn")
 FIGURE_FOLDER_HELP = "  --figure-folder DIR     where the figures are saved as PNG files (default: {})\n"
 #: This package's options and defaults, printed before the Zoo's own help
 OWN_HELP = {
@@ -58,7 +59,8 @@ OWN_HELP = {
         "  --checkpoint-freq N     write a crash-safe checkpoint every N env steps (to <run folder>/checkpoints)\n"
         "  --resume FOLDER         continue from the newest complete checkpoint in FOLDER\n"
         f"  --optuna-heartbeat S    seconds between a database study's heartbeats (default {HEARTBEAT_INTERVAL})\n"
-        f"  defaults: --algo {ALGO}, -conf {DUELING_DQN_CONFIG}, --num-threads 1\n"
+        f"  defaults: --algo {ALGO}, -conf the package's file of the algorithm ({CONFIGS[ALGO].parent}/<algo>.yml "
+        f"for {', '.join(ZOO_ALGORITHMS)}), --num-threads 1\n"
     ),
     "enjoy": f"  defaults: --algo {ALGO}, --num-threads 1\n",
     "plot_train": FIGURE_FOLDER_HELP.format("the -f folder's <algo> folder, next to the runs"),
@@ -156,9 +158,10 @@ def prepare_train(args: list[str]) -> list[str]:
         return args
     args = with_defaults(args, known)
     algo = known.algo or ALGO
-    if known.conf_file is None and algo == ALGO:
-        args += ["-conf", str(DUELING_DQN_CONFIG)]
-    config = Path(known.conf_file) if known.conf_file else DUELING_DQN_CONFIG
+    own_config = CONFIGS[algo] if algo in ZOO_ALGORITHMS else None
+    if known.conf_file is None and own_config is not None:
+        args += ["-conf", str(own_config)]
+    config = Path(known.conf_file) if known.conf_file else own_config
 
     check_env_id(known.env, ["rl_zoo3.import_envs", *known.gym_packages])  # the envs the Zoo registers (Atari...)
     if known.trained_agent and not (known.trained_agent.endswith(".zip") and Path(known.trained_agent).is_file()):
@@ -167,7 +170,7 @@ def prepare_train(args: list[str]) -> list[str]:
         return args  # the Zoo lists its algorithms
     algorithm = ALGOS[algo]
     entry: dict[str, Any] = {}
-    if config.suffix in (".yml", ".yaml") and (known.conf_file or algo == ALGO):
+    if config is not None and config.suffix in (".yml", ".yaml"):
         if not config.is_file():
             raise UsageError(f"-conf {str(config)!r}: no such file")
         name, entry = read_hyperparams_entry(config, known.env)
@@ -266,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command == "config":
-        print(DQN_CONFIG if rest[:1] == ["dqn"] else DUELING_DQN_CONFIG)
+        algo = rest[0] if rest else ALGO
+        if algo not in CONFIGS:
+            print(f"error: no hyperparameter file for {algo!r}; use one of {', '.join(CONFIGS)}", file=sys.stderr)
+            return 2
+        print(CONFIGS[algo])
         return 0
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; use one of {', '.join((*COMMANDS, 'config'))}", file=sys.stderr)

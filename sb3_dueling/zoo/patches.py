@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from unittest import mock
 
 import optuna
@@ -18,13 +18,34 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
+from sb3_dueling.dueling_qrdqn import DuelingQRDQN
 from sb3_dueling.zoo.checkpointing import checkpoint_callback, resume_model
 from sb3_dueling.zoo.figures import FigureFiles, has_display
-from sb3_dueling.zoo.sampler import convert_dueling_dqn_params, sample_dueling_dqn_params
+from sb3_dueling.zoo.sampler import (
+    Sampler,
+    convert_dueling_params,
+    sample_dueling_dqn_params,
+    sample_dueling_qrdqn_params,
+)
 from sb3_dueling.zoo.studies import with_heartbeat
 
-#: DuelingDQN's name in the Zoo (``--algo dueling_dqn``)
+#: DuelingDQN's name in the Zoo (``--algo dueling_dqn``), the commands' default algorithm
 ALGO = "dueling_dqn"
+
+
+class ZooAlgorithm(NamedTuple):
+    """What the Zoo needs of an algorithm: the class, and for ``-optimize`` its Optuna sampler and converter."""
+
+    cls: type[BaseAlgorithm]
+    sampler: Sampler
+    converter: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+#: The algorithms this package adds to the Zoo (``--algo NAME``)
+ZOO_ALGORITHMS = {
+    ALGO: ZooAlgorithm(DuelingDQN, sample_dueling_dqn_params, convert_dueling_params),
+    "dueling_qrdqn": ZooAlgorithm(DuelingQRDQN, sample_dueling_qrdqn_params, convert_dueling_params),
+}
 
 
 @contextmanager
@@ -35,8 +56,8 @@ def zoo_patches(
     figures: FigureFiles | None = None,
 ) -> Iterator[None]:
     """
-    Within the ``with`` block: ``dueling_dqn`` is in the Zoo's tables of algorithms, samplers and
-    converters, and the options given change the Zoo's runs.
+    Within the ``with`` block: the algorithms of :data:`ZOO_ALGORITHMS` are in the Zoo's tables of
+    algorithms, samplers and converters, and the options given change the Zoo's runs.
 
     :param checkpoint_freq: Write crash-safe checkpoints every this many env steps
     :param resume: Continue from the newest complete checkpoint in this folder
@@ -44,9 +65,14 @@ def zoo_patches(
     :param figures: Save the figures the Zoo shows to these files
     """
     with ExitStack() as stack:
-        stack.enter_context(mock.patch.dict(utils.ALGOS, {ALGO: DuelingDQN}))
-        stack.enter_context(mock.patch.dict(hyperparams_opt.HYPERPARAMS_SAMPLER, {ALGO: sample_dueling_dqn_params}))
-        stack.enter_context(mock.patch.dict(hyperparams_opt.HYPERPARAMS_CONVERTER, {ALGO: convert_dueling_dqn_params}))
+        algorithms = ZOO_ALGORITHMS.items()
+        stack.enter_context(mock.patch.dict(utils.ALGOS, {name: algo.cls for name, algo in algorithms}))
+        stack.enter_context(
+            mock.patch.dict(hyperparams_opt.HYPERPARAMS_SAMPLER, {name: algo.sampler for name, algo in algorithms})
+        )
+        stack.enter_context(
+            mock.patch.dict(hyperparams_opt.HYPERPARAMS_CONVERTER, {name: algo.converter for name, algo in algorithms})
+        )
         # The Zoo evaluates a YAML `replay_buffer_class` string in its exp_manager module (as it does for
         # HerReplayBuffer): our buffers must be names there
         for buffer_class in (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer):
