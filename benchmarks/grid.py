@@ -4,7 +4,8 @@ The benchmark grid: (algorithm, environment, seed) runs, each in a fresh process
     python -m benchmarks.grid [--algos ...] [--envs ...] [--seeds 10] [--workers 2] [--results benchmarks/results]
 
 Each run trains with the hyperparameters of its algorithm's YAML file for the env (the package's
-``dueling_dqn.yml`` for DuelingDQN, the RL Zoo's ``dqn.yml`` and ``qrdqn.yml`` for DQN and QR-DQN),
+``dueling_dqn.yml`` and ``dueling_qrdqn.yml`` for DuelingDQN and DuelingQRDQN, the RL Zoo's ``dqn.yml`` and
+``qrdqn.yml`` for DQN and QR-DQN),
 evaluates the greedy policy on a separate env every ``--eval-freq`` steps (SB3's EvalCallback), and
 writes one small JSON file: the evaluation curve, env steps per second (training only, evaluations
 left out) and peak resident memory. A finished run has its file and is skipped on the next call;
@@ -26,10 +27,9 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.utils import LinearSchedule
 from tqdm import tqdm
 
-from benchmarks.variants import VARIANTS
+from benchmarks.variants import VARIANTS, read_schedules
 from sb3_dueling.checkpoints.atomic_files import write_json_atomically
 
 RESULTS = Path(__file__).parent / "results"
@@ -68,23 +68,6 @@ def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int])
 def hyperparameters(run: Run) -> dict[str, Any]:
     """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
     return VARIANTS[run.algo].hyperparameters(run.env).kwargs
-
-
-def read_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
-    """
-    Read the Zoo's ``learning_rate: lin_<initial>`` (used by its QR-DQN LunarLander entry) as the Zoo
-    does: from ``initial`` down to 0 at the end of training.
-
-    SB3's schedule rather than the Zoo's own reader: importing ``rl_zoo3.exp_manager`` (Optuna and
-    more) would add about 40 MB to every run's peak memory, which the grid measures.
-    """
-    value = hyperparams.get("learning_rate")
-    if not isinstance(value, str):
-        return hyperparams
-    kind, _, initial = value.partition("_")
-    if kind != "lin":
-        raise ValueError(f"learning_rate must be a number or 'lin_<initial value>' (a Zoo schedule), got {value!r}")
-    return {**hyperparams, "learning_rate": LinearSchedule(float(initial), 0.0, 1.0)}
 
 
 def is_current(run: Run, results: Path) -> bool:

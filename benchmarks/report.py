@@ -7,9 +7,11 @@ All statistics are rliable's (Agarwal et al. 2021): the interquartile mean (IQM)
 evaluation returns with 95% stratified-bootstrap confidence intervals, per environment and over
 all environments (returns normalised by a random policy's and the goal's score), the probability
 that DuelingDQN improves on DQN (and prioritized replay on DuelingDQN), and sample-efficiency
-curves (IQM over the evaluations, with CI bands). Speed and memory are the medians over the seeds
-of the same runs. Result files written with other hyperparameters than the YAML files have now
-are left out (and named in the report).
+curves (IQM over the evaluations, with CI bands); the same for DuelingQRDQN against QR-DQN and
+DuelingDQN. Speed and memory are the medians over the seeds of the same runs. A partial grid (cells
+with fewer seeds, or none yet) is reported as it is, with the number of seeds of each cell. Result
+files written with other hyperparameters than the YAML files have now are left out (and named in the
+report).
 """
 
 import argparse
@@ -39,9 +41,26 @@ REFERENCE_SCORES = {
 }
 CANDIDATE, BASELINE = "DuelingDQN", "DQN"
 DUELING_ALONE = "DuelingDQN(double_q=False)"
-# (candidate, baseline) pairs for the probability of improvement; the two ablations say how much of
-# DuelingDQN's difference to DQN comes from the dueling network and how much from the Double DQN target
-COMPARISONS = [(CANDIDATE, BASELINE), (DUELING_ALONE, BASELINE), (CANDIDATE, DUELING_ALONE), ("DuelingDQN+PER", CANDIDATE)]
+QUANTILE_CANDIDATE, QUANTILE_BASELINE = "DuelingQRDQN", "QRDQN"
+# (candidate, baseline) pairs for the probability of improvement; the ablations say how much of a dueling
+# learner's difference to its baseline comes from the dueling network and how much from the Double target
+COMPARISONS = [
+    (CANDIDATE, BASELINE),
+    (DUELING_ALONE, BASELINE),
+    (CANDIDATE, DUELING_ALONE),
+    ("DuelingDQN+PER", CANDIDATE),
+    (QUANTILE_CANDIDATE, QUANTILE_BASELINE),
+    (QUANTILE_CANDIDATE, CANDIDATE),
+    ("DuelingQRDQN(double_q=False)", QUANTILE_BASELINE),
+]
+# The goals of the benchmark issues for each candidate (IQM of the final return), next to its baseline's IQM
+GOALS = {
+    CANDIDATE: (BASELINE, {env: goal for env, (_, goal) in REFERENCE_SCORES.items()}),
+    QUANTILE_CANDIDATE: (
+        QUANTILE_BASELINE,
+        {"CartPole-v1": 500.0, "Acrobot-v1": -70.0, "LunarLander-v3": 230.0, "MountainCar-v0": -100.0},
+    ),
+}
 Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
 
 
@@ -118,7 +137,7 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
         points, intervals = estimate(overall_scores, iqm, reps)
         overall = {algo: with_interval(points[algo], intervals[algo]) for algo in points}
 
-    improvement: dict[str, dict[str, tuple[float, float, float]]] = {}
+    improvement: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = {}
     for candidate, baseline in COMPARISONS:
         pairs = {
             env: (finals[env][candidate], finals[env][baseline]) for env in envs if {candidate, baseline} <= set(finals[env])
@@ -127,11 +146,12 @@ def summarise(records: Records, reps: int, seed: int = 0) -> dict[str, Any]:
             pairs["all (normalised)"] = (overall_scores[candidate], overall_scores[baseline])
         for name, pair in pairs.items():
             points, intervals = estimate({name: pair}, metrics.probability_of_improvement, reps)
-            improvement.setdefault(f"{candidate} over {baseline}", {})[name] = with_interval(points[name], intervals[name])
+            improvement.setdefault((candidate, baseline), {})[name] = with_interval(points[name], intervals[name])
 
     curves = {}
     for env in envs:
-        timesteps = records[env][next(iter(records[env]))][0]["timesteps"]
+        # each algorithm's own evaluation steps (the same for all in a full grid; a quick check may differ)
+        timesteps = {algo: records[env][algo][0]["timesteps"] for algo in records[env]}
         runs = {
             algo: np.array([[r["eval_returns"]] for r in records[env][algo]]) for algo in records[env]
         }  # runs x 1 x points
@@ -161,15 +181,19 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     figure, axes = plt.subplots(1, len(envs), figsize=(max(4.2 * len(envs), 8.0), 4.2), squeeze=False)
     for ax, env in zip(axes[0], envs):
         curve = summary["curves"][env]
-        steps = np.array(curve["timesteps"]) / 1000
         for algo, points in curve["iqm"].items():
+            steps = np.array(curve["timesteps"][algo]) / 1000
             ax.plot(steps, points, color=colors[algo], label=algo, linewidth=2)
             ax.fill_between(steps, curve["ci"][algo][0], curve["ci"][algo][1], color=colors[algo], alpha=0.2)
         ax.axhline(REFERENCE_SCORES[env][1], color="grey", linestyle=":", linewidth=1)
         ax.set(title=env, xlabel="env steps (thousands)", ylabel="IQM return")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
+    legend = {
+        label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())
+    }  # all envs' algorithms
+    figure.legend(
+        legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 4), fontsize="small", frameon=False
+    )
     figure.suptitle("Greedy return during training: IQM over seeds, 95% bootstrap CI (dotted: goal)", fontsize="medium")
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     paths = {"curves": images / "learning_curves.png"}
@@ -196,32 +220,54 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     return paths
 
 
+def family_baseline(algo: str) -> str:
+    """The algorithm a learner's speed and memory are compared with: QR-DQN for the quantile learners, else DQN."""
+    return QUANTILE_BASELINE if "QRDQN" in algo else BASELINE
+
+
 def format_interval(values: tuple[float, float, float], digits: int = 1) -> str:
     point, low, high = values
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def goals_table(summary: dict[str, Any]) -> list[str]:
-    """The benchmark issue's goals for DuelingDQN: its IQM against the goal and against DQN's, per env."""
+def goals_table(summary: dict[str, Any], candidate: str) -> list[str]:
+    """
+    A benchmark issue's goals for ``candidate`` (see ``GOALS``): its IQM against the goal and against its
+    baseline's, per env, and whether its normalised IQM is the best of the grid. Empty without results.
+    """
+    baseline, goals = GOALS[candidate]
+    envs = [env for env in summary["envs"] if candidate in summary["per_env"][env]]
+    if not envs:
+        return []
     lines = [
-        f"## Goals: {CANDIDATE} (IQM of the final return) against the goal and against {BASELINE}",
+        f"## Goals: {candidate} (IQM of the final return) against the goal and against {baseline}",
         "",
-        f"| environment | goal | {CANDIDATE} | goal met | {BASELINE} | {CANDIDATE} >= {BASELINE} | seeds |",
+        f"| environment | goal | {candidate} | goal met | {baseline} | {candidate} >= {baseline} | seeds |",
         "|---|---:|---:|:---:|---:|:---:|---:|",
     ]
-    for env in summary["envs"]:
+    for env in envs:
         results = summary["per_env"][env]
-        if CANDIDATE not in results:
-            continue
-        goal, candidate = REFERENCE_SCORES[env][1], results[CANDIDATE][0]
-        baseline = results[BASELINE][0] if BASELINE in results else None
-        versus = "-" if baseline is None else ("yes" if candidate >= baseline else "no")
-        seeds = summary["resources"][env][CANDIDATE][2]
+        goal, score = goals[env], results[candidate][0]
+        baseline_score = results[baseline][0] if baseline in results else None
+        versus = "-" if baseline_score is None else ("yes" if score >= baseline_score else "no")
+        seeds = summary["resources"][env][candidate][2]
         lines.append(
-            f"| {env} | {goal:g} | {candidate:.1f} | {'yes' if candidate >= goal else 'no'} | "
-            f"{'-' if baseline is None else f'{baseline:.1f}'} | {versus} | {seeds} |"
+            f"| {env} | {goal:g} | {score:.1f} | {'yes' if score >= goal else 'no'} | "
+            f"{number(baseline_score, 1)} | {versus} | {seeds} |"
         )
+    overall = summary["overall"]
+    if candidate in overall:
+        best = max(overall, key=lambda algo: overall[algo][0])
+        verdict = "the best of the grid" if best == candidate else f"below {best}'s {overall[best][0]:.2f}"
+        lines += ["", f"Normalised IQM over all environments: {overall[candidate][0]:.2f}, {verdict}."]
     return [*lines, ""]
+
+
+def compared_seeds(summary: dict[str, Any], candidate: str, baseline: str, row: str) -> str:
+    """The seeds behind a probability of improvement: ``candidate's vs baseline's`` (in each env for the normalised row)."""
+    overall = row == "all (normalised)"  # only algorithms with as many seeds in every env
+    seeds = summary["resources"][summary["envs"][0] if overall else row]
+    return f"{seeds[candidate][2]} vs {seeds[baseline][2]}" + (" per env" if overall else "")
 
 
 def seeds_per_cell(summary: dict[str, Any]) -> str:
@@ -290,13 +336,14 @@ def write_report(
     missing = [env for env in REFERENCE_SCORES if env not in envs]
     partial = f"**Partial grid**: no results yet for {', '.join(missing)}; the normalised column covers the rest."
     lines = [
-        "# Benchmark: Dueling DQN against DQN and QR-DQN",
+        "# Benchmark: Dueling DQN and Dueling QR-DQN against DQN and QR-DQN",
         "",
         "Generated by `python -m benchmarks.report` from the result files in `benchmarks/results/`",
         "(`python -m benchmarks.grid` makes them). Statistics from `rliable`: interquartile mean (IQM)",
         "of the final evaluation return (10 greedy episodes on a separate env), 95% stratified-bootstrap",
         "confidence intervals in brackets. Each algorithm runs with its own YAML entry (the package's",
-        "`dueling_dqn.yml` for DuelingDQN, the RL Zoo's `dqn.yml` and `qrdqn.yml` for DQN and QR-DQN).",
+        "`dueling_dqn.yml` and `dueling_qrdqn.yml` for DuelingDQN and DuelingQRDQN, the RL Zoo's `dqn.yml`",
+        "and `qrdqn.yml` for DQN and QR-DQN).",
         "",
         *([partial, ""] if missing else []),
         *(
@@ -317,27 +364,35 @@ def write_report(
             cells.append(format_interval(summary["overall"][algo], 2) if algo in summary["overall"] else "-")
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     lines += ["", seeds_per_cell(summary), "", f"![final IQM]({relative['iqm']})", ""]
-    lines += goals_table(summary)
-    for comparison, table in summary["improvement"].items():
+    for candidate in GOALS:
+        lines += goals_table(summary, candidate)
+    for (candidate, baseline), table in summary["improvement"].items():
         lines += [
-            f"## Probability of improvement: {comparison}",
+            f"## Probability of improvement: {candidate} over {baseline}",
             "",
-            "| environment | P(improvement) [95% CI] |",
-            "|---|---:|",
+            "| environment | P(improvement) [95% CI] | seeds |",
+            "|---|---:|---:|",
         ]
-        lines += [f"| {name} | {format_interval(value, 2)} |" for name, value in table.items()]
+        lines += [
+            f"| {name} | {format_interval(value, 2)} | {compared_seeds(summary, candidate, baseline, name)} |"
+            for name, value in table.items()
+        ]
         lines.append("")
     lines += [
         "## Speed and memory (medians over the same runs)",
         "",
-        "| environment | algorithm | env steps/s (training) | peak RSS (MB) | steps/s vs DQN | peak RSS vs DQN |",
+        f"Ratios to the baseline of the algorithm's family: {QUANTILE_BASELINE} for the quantile learners, "
+        f"{BASELINE} for the others.",
+        "",
+        "| environment | algorithm | env steps/s (training) | peak RSS (MB) | steps/s vs baseline | peak RSS vs baseline |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for env in envs:
         table = summary["resources"][env]
         for algo, (speed, memory, _) in sorted(table.items()):
-            speed_ratio = f"{speed / table[BASELINE][0]:.3f}" if BASELINE in table else "-"
-            memory_ratio = f"{memory / table[BASELINE][1]:.3f}" if BASELINE in table else "-"
+            baseline = table.get(family_baseline(algo))
+            speed_ratio = "-" if baseline is None else f"{speed / baseline[0]:.3f}"
+            memory_ratio = "-" if baseline is None else f"{memory / baseline[1]:.3f}"
             lines.append(f"| {env} | {algo} | {speed:.0f} | {memory:.0f} | {speed_ratio} | {memory_ratio} |")
     lines += [
         "",

@@ -11,9 +11,10 @@ from typing import Any, NamedTuple
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import LinearSchedule
 
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
-from sb3_dueling.user_input import DUELING_DQN_CONFIG, evaluate_as_zoo, read_hyperparams_entry
+from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer
+from sb3_dueling.user_input import DUELING_DQN_CONFIG, DUELING_QRDQN_CONFIG, evaluate_as_zoo, read_hyperparams_entry
 
 
 def zoo_folder() -> Path:
@@ -51,6 +52,23 @@ def load_hyperparameters(config: Path, env_id: str) -> Hyperparameters:
     return Hyperparameters(policy, n_timesteps, entry)
 
 
+def read_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """
+    Read the Zoo's ``learning_rate: lin_<initial>`` (used by its QR-DQN LunarLander entry) as the Zoo
+    does: from ``initial`` down to 0 at the end of training.
+
+    SB3's schedule rather than the Zoo's own reader: importing ``rl_zoo3.exp_manager`` (Optuna and
+    more) would add about 40 MB to every run's peak memory, which the grid measures.
+    """
+    value = hyperparams.get("learning_rate")
+    if not isinstance(value, str):
+        return hyperparams
+    kind, _, initial = value.partition("_")
+    if kind != "lin":
+        raise ValueError(f"learning_rate must be a number or 'lin_<initial value>' (a Zoo schedule), got {value!r}")
+    return {**hyperparams, "learning_rate": LinearSchedule(float(initial), 0.0, 1.0)}
+
+
 @dataclass(frozen=True)
 class Variant:
     """
@@ -77,4 +95,7 @@ VARIANTS = {
     "DuelingDQN+PER": Variant(DuelingDQN, DUELING_DQN_CONFIG, {"replay_buffer_class": PrioritizedReplayBuffer}),
     "DQN": Variant(DQN, ZOO_FOLDER / "dqn.yml"),
     "QRDQN": Variant(QRDQN, ZOO_FOLDER / "qrdqn.yml"),
+    "DuelingQRDQN": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG),
+    # The dueling quantile network alone, with QR-DQN's own target
+    "DuelingQRDQN(double_q=False)": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG, {"double_q": False}),
 }

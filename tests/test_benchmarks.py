@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+import torch as th
 
 from benchmarks import atari
 from benchmarks.grid import (
@@ -16,12 +17,20 @@ from benchmarks.grid import (
     expand_grid,
     hyperparameters,
     pending,
-    read_schedules,
     write_json_atomically,
 )
 from benchmarks.report import atari_section, load_atari_results, load_results, plot, summarise, write_report
-from benchmarks.speed import LEARNERS, PER, steps_per_second, with_fused_adam
-from benchmarks.variants import VARIANTS, ZOO_FOLDER, Variant, load_hyperparameters
+from benchmarks.speed import (
+    FAMILIES,
+    LEARNERS,
+    PER,
+    Learner,
+    measure,
+    qrdqn_with_our_loss,
+    steps_per_second,
+    with_fused_adam,
+)
+from benchmarks.variants import VARIANTS, ZOO_FOLDER, Variant, load_hyperparameters, read_schedules
 from sb3_dueling import DuelingDQN
 from sb3_dueling.user_input import DUELING_DQN_CONFIG
 
@@ -57,10 +66,30 @@ def test_the_grid_does_not_import_the_zoo():
 def test_speed_measures_each_learner_with_the_zoo_dqn_hyperparameters():
     for name in (*LEARNERS, PER):
         assert steps_per_second(VARIANTS[name], "CartPole-v1", 100, seed=0) > 0
+    assert FAMILIES["dqn"].learners == LEARNERS and FAMILIES["qrdqn"].learners[0] == "QRDQN"
     assert with_fused_adam({"policy_kwargs": {"net_arch": [8]}})["policy_kwargs"] == {
         "net_arch": [8],
         "optimizer_kwargs": {"fused": True},
     }
+
+
+@pytest.mark.parametrize("learner", [Learner("QRDQN"), Learner("DuelingQRDQN"), Learner("QRDQN", our_loss=True)])
+def test_speed_measures_the_quantile_learners_with_the_zoo_qrdqn_entry(learner):
+    result = measure(learner, "CartPole-v1", 300, seed=0, threads=1, config_of="QRDQN", learning_starts=0)
+    assert result.steps_per_second > 0 and result.peak_rss_mb > 50 and result.training_rss_mb >= 0
+    hyperparams = VARIANTS[learner.variant].hyperparameters("LunarLander-v3", config=VARIANTS["QRDQN"].config).kwargs
+    assert hyperparams["policy_kwargs"]["n_quantiles"] == 170  # the Zoo's entry, not dueling_qrdqn.yml's 50
+
+
+def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
+    from sb3_contrib.common.utils import quantile_huber_loss
+    from sb3_contrib.qrdqn import qrdqn
+
+    current, target = th.randn(4, 7), th.randn(4, 7)
+    with qrdqn_with_our_loss():
+        assert qrdqn.quantile_huber_loss is not quantile_huber_loss
+        assert th.allclose(qrdqn.quantile_huber_loss(current, target), quantile_huber_loss(current, target))
+    assert qrdqn.quantile_huber_loss is quantile_huber_loss
 
 
 def test_resume_skips_finished_runs_and_redoes_killed_ones(tmp_path):
@@ -81,7 +110,7 @@ def test_a_result_from_other_hyperparameters_is_redone(tmp_path):
     assert pending([run], tmp_path) == []
 
 
-@pytest.mark.parametrize("algo", ["DuelingDQN", "QRDQN"])  # QRDQN adds to policy_kwargs in place
+@pytest.mark.parametrize("algo", ["DuelingDQN", "QRDQN", "DuelingQRDQN"])  # QRDQN adds to policy_kwargs in place
 def test_execute_writes_a_result(tmp_path, algo):
     run = Run(algo, "CartPole-v1", 0)
     execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
@@ -111,11 +140,11 @@ def test_read_schedules_decays_lin_to_zero_and_rejects_other_strings():
         read_schedules({"learning_rate": "exp_1e-3"})
 
 
-def synthetic_results(folder, shift: float) -> None:
-    """CartPole and Acrobot results where DuelingDQN is `shift` better than DQN in every seed."""
+def synthetic_results(folder, shift: float, offsets: dict[str, float] | None = None) -> None:
+    """CartPole and Acrobot results where DuelingDQN is `shift` better than DQN in every seed (or these `offsets`)."""
     rng = np.random.default_rng(0)
     for env, base in (("CartPole-v1", 300.0), ("Acrobot-v1", -120.0)):
-        for algo, offset in (("DuelingDQN", shift), ("DQN", 0.0)):
+        for algo, offset in (offsets or {"DuelingDQN": shift, "DQN": 0.0}).items():
             for seed in range(10):
                 curve = [base / 2 + rng.normal(), base + offset + rng.normal()]
                 record = {"algo": algo, "env": env, "seed": seed, "timesteps": [5000, 10000], "eval_returns": curve}
@@ -134,7 +163,7 @@ def test_statistics_on_synthetic_results(tmp_path):
     assert point == pytest.approx(350.0, abs=1.0) and low <= point <= high
     assert summary["per_env"]["CartPole-v1"]["DQN"][0] == pytest.approx(300.0, abs=1.0)
     # every DuelingDQN run beats every DQN run: probability of improvement 1
-    improvement = summary["improvement"]["DuelingDQN over DQN"]
+    improvement = summary["improvement"][("DuelingDQN", "DQN")]
     assert improvement["CartPole-v1"][0] == pytest.approx(1.0)
     assert improvement["all (normalised)"][0] == pytest.approx(1.0)
     # normalised over envs: (350 - 22) / (500 - 22) and (-70 + 500) / (-75 + 500) for DuelingDQN
@@ -171,6 +200,40 @@ def test_report_is_generated(tmp_path):
     assert "| Acrobot-v1 | DuelingDQN | 980 | 300 | 0.980 | 1.000 |" in report
     for image in images.values():
         assert image.stat().st_size > 10_000 and image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_of_a_partial_grid_with_the_quantile_learners(tmp_path):
+    results = tmp_path / "results"
+    synthetic_results(results, shift=0.0, offsets={"DuelingDQN": 10.0, "DQN": 0.0, "QRDQN": 5.0})
+    execute(Run("DuelingQRDQN", "CartPole-v1", 0), results, eval_freq=150, eval_episodes=2, steps=300)  # one real seed
+    final = json.loads(Run("DuelingQRDQN", "CartPole-v1", 0).path(results).read_text())["final_return"]
+    records, stale = load_results(results)
+    assert stale == [] and len(records["CartPole-v1"]["DuelingQRDQN"]) == 1 and "DuelingQRDQN" not in records["Acrobot-v1"]
+    summary = summarise(records, reps=100)
+    assert summary["per_env"]["CartPole-v1"]["DuelingQRDQN"][0] == pytest.approx(final)
+    assert "DuelingQRDQN" not in summary["overall"]  # not in every env yet
+    write_report(summary, plot(summary, tmp_path / "docs" / "images"), tmp_path / "docs" / "benchmark.md")
+    report = (tmp_path / "docs" / "benchmark.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| DuelingQRDQN |"))
+    assert row.startswith(f"| DuelingQRDQN | {final:.1f} [{final:.1f}, {final:.1f}] | - | -")
+    assert "Seeds per cell: 10, except DuelingQRDQN on CartPole-v1: 1." in report
+    assert "## Goals: DuelingQRDQN (IQM of the final return) against the goal and against QRDQN" in report
+    assert "| Acrobot-v1 | -70 |" not in report  # no DuelingQRDQN result there yet
+    qrdqn_iqm = summary["per_env"]["CartPole-v1"]["QRDQN"][0]
+    versus = "yes" if final >= qrdqn_iqm else "no"
+    assert f"| CartPole-v1 | 500 | {final:.1f} | no | {qrdqn_iqm:.1f} | {versus} | 1 |" in report
+    for baseline in ("QRDQN", "DuelingDQN"):
+        section = report.split(f"## Probability of improvement: DuelingQRDQN over {baseline}")[1].split("##")[0]
+        assert "| CartPole-v1 |" in section and "| 1 vs 10 |" in section and "all (normalised)" not in section
+    # the DuelingDQN family's goals and comparisons are complete: their normalised rows are there
+    assert (
+        "Normalised IQM over all environments: " in report
+        and "| all (normalised) | 1.00 [1.00, 1.00] | 10 vs 10 per env |" in report
+    )
+    run = json.loads(Run("DuelingQRDQN", "CartPole-v1", 0).path(results).read_text())
+    speed, memory = run["steps_per_second"], run["peak_rss_mb"]
+    # its ratios are to QRDQN's (synthetic: 1005 steps/s, 300 MB), not to DQN's
+    assert f"| CartPole-v1 | DuelingQRDQN | {speed:.0f} | {memory:.0f} | {speed / 1005:.3f} | {memory / 300:.3f} |" in report
 
 
 def test_atari_run_writes_speed_and_memory(tmp_path):
