@@ -1,32 +1,81 @@
 """
-Training throughput of SB3 ``DQN`` and ``DuelingDQN``, side by side in one run.
+Training throughput and peak memory of a dueling learner against its baseline, side by side in one run.
 
-All three learners use the RL Zoo's hyperparameters for DQN on the env, read from the Zoo's
-own ``dqn.yml`` (same ``net_arch``, same everything); runs are interleaved (DQN, Dueling, Dueling + Double, DQN, ...) so that a
-noisy machine slows them alike. Prints env steps per second (median over the repeats) and
-the ratio to DQN (median over the repeats of the ratio within each repeat).
+``--family dqn`` (the default): SB3 ``DQN``, ``DuelingDQN(double_q=False)`` and ``DuelingDQN``, all with the
+RL Zoo's hyperparameters for DQN on the env, read from the Zoo's own ``dqn.yml`` (same ``net_arch``, same
+everything). ``--family qrdqn``: sb3-contrib's ``QRDQN``, ``DuelingQRDQN(double_q=False)`` and ``DuelingQRDQN``,
+all with the Zoo's ``qrdqn.yml`` entry of the env (same ``n_quantiles`` too). Runs are interleaved (baseline,
+dueling, dueling + Double, baseline, ...) so that a noisy machine slows them alike, and each runs in a fresh
+process, whose peak resident memory it reports next to its env steps per second: the peak of the whole
+process (imports included, alike for all) and how far training raised it above the peak before ``learn``.
+Prints medians over the repeats and the ratio to the baseline (median over the repeats of the ratio within
+each repeat).
 
 DuelingDQN runs its optimizer fused by default (see ``sb3_dueling.policies.with_fused_optimizer``); ``--fused-dqn``
-adds SB3 DQN with ``optimizer_kwargs=dict(fused=True)`` as a reference, to show what the rest of
-the step costs. ``--per`` adds DuelingDQN with ``PrioritizedReplayBuffer`` (its ratio to DuelingDQN is
-the cost of prioritized replay).
+adds SB3 DQN with ``optimizer_kwargs=dict(fused=True)`` as a reference, to show what the rest of the step costs.
+``--per`` adds DuelingDQN with ``PrioritizedReplayBuffer`` (its ratio to DuelingDQN is the cost of prioritized
+replay). ``--our-loss`` (qrdqn family) adds QRDQN with ``sb3_dueling.quantile_loss.quantile_huber_loss`` in
+place of sb3-contrib's (same values): what the loss alone changes. ``--learning-starts`` replaces the entry's
+(the Zoo's QR-DQN LunarLander entry waits 10k steps before its first gradient step).
 
-    python -m benchmarks.speed [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1] [--fused-dqn] [--per]
+    python -m benchmarks.speed [--family dqn|qrdqn] [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1]
+                               [--learning-starts N] [--fused-dqn] [--per] [--our-loss]
 """
 
 import argparse
+import contextlib
+import resource
 import statistics
 import time
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, NamedTuple
+from unittest import mock
 
 import torch as th
 
-from benchmarks.variants import VARIANTS, Variant
+from benchmarks.variants import VARIANTS, Variant, read_schedules
 
-LEARNERS = ["DQN", "DuelingDQN(double_q=False)", "DuelingDQN"]
+
+class Family(NamedTuple):
+    """Learners compared side by side: the first is the baseline whose YAML entries all of them use."""
+
+    learners: list[str]
+    candidate: str
+
+
+FAMILIES = {
+    "dqn": Family(["DQN", "DuelingDQN(double_q=False)", "DuelingDQN"], "DuelingDQN"),
+    "qrdqn": Family(["QRDQN", "DuelingQRDQN(double_q=False)", "DuelingQRDQN"], "DuelingQRDQN"),
+}
+LEARNERS = FAMILIES["dqn"].learners
 #: SB3 DQN with a fused Adam, as DuelingDQN has by default: what the rest of the step costs
 FUSED_DQN = "DQN(fused Adam)"
 PER = "DuelingDQN+PER"
+#: QRDQN with this package's quantile Huber loss: what the loss alone changes
+OUR_LOSS = "QRDQN(our loss)"
+
+
+@dataclass(frozen=True)
+class Learner:
+    """
+    A learner as measured.
+
+    :param variant: A name of ``benchmarks.variants.VARIANTS``
+    :param fused_adam: Give its optimizer ``fused=True``
+    :param our_loss: Train QRDQN with this package's quantile Huber loss instead of sb3-contrib's
+    """
+
+    variant: str
+    fused_adam: bool = False
+    our_loss: bool = False
+
+
+class Measurement(NamedTuple):
+    steps_per_second: float
+    peak_rss_mb: float
+    training_rss_mb: float
 
 
 def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -34,45 +83,139 @@ def with_fused_adam(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return dict(hyperparams, policy_kwargs=policy_kwargs)
 
 
-def steps_per_second(variant: Variant, env_id: str, steps: int, seed: int, fused_adam: bool = False) -> float:
-    """Env steps per second of one training run, with the Zoo's DQN hyperparameters for the env."""
-    policy, _, hyperparams = variant.hyperparameters(env_id, config=VARIANTS["DQN"].config)
-    model = variant.cls(policy, env_id, seed=seed, **(with_fused_adam(hyperparams) if fused_adam else hyperparams))
+@contextlib.contextmanager
+def qrdqn_with_our_loss() -> Iterator[None]:
+    """Within the block, sb3-contrib's QRDQN trains with this package's quantile Huber loss."""
+    from sb3_contrib.qrdqn import qrdqn
+
+    from sb3_dueling.quantile_loss import quantile_huber_loss
+
+    def our_loss(current: th.Tensor, target: th.Tensor, sum_over_quantiles: bool = True) -> th.Tensor:
+        if not sum_over_quantiles:  # QRDQN sums, and so does ours
+            raise ValueError("this package's quantile Huber loss sums over the quantiles")
+        return quantile_huber_loss(current, target)[0]
+
+    with mock.patch.object(qrdqn, "quantile_huber_loss", our_loss):
+        yield
+
+
+def steps_per_second(
+    variant: Variant,
+    env_id: str,
+    steps: int,
+    seed: int,
+    fused_adam: bool = False,
+    config_of: str = "DQN",
+    learning_starts: int | None = None,
+) -> float:
+    """
+    Env steps per second of one training run, in this process.
+
+    :param variant: The learner
+    :param env_id: The env, whose entry of ``config_of``'s YAML file the learner uses
+    :param steps: Env steps to train for
+    :param seed: Seed of the model and the env
+    :param fused_adam: Give the optimizer ``fused=True``
+    :param config_of: The variant whose YAML file gives the hyperparameters (the family's baseline)
+    :param learning_starts: Replaces the entry's ``learning_starts`` (None: keep it)
+    """
+    policy, _, hyperparams = variant.hyperparameters(env_id, config=VARIANTS[config_of].config)
+    if learning_starts is not None:
+        hyperparams["learning_starts"] = learning_starts
+    hyperparams = read_schedules(with_fused_adam(hyperparams) if fused_adam else hyperparams)  # lin_ as the Zoo reads it
+    model = variant.cls(policy, env_id, seed=seed, **hyperparams)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def measure(
+    learner: Learner, env_id: str, steps: int, seed: int, threads: int, config_of: str, learning_starts: int | None
+) -> Measurement:
+    """One run of :func:`steps_per_second` and the process's peak memory. Meant for a fresh process."""
+    th.set_num_threads(threads)
+    loss = qrdqn_with_our_loss() if learner.our_loss else contextlib.nullcontext()
+    before = peak_rss_mb()
+    with loss:
+        speed = steps_per_second(
+            VARIANTS[learner.variant], env_id, steps, seed, learner.fused_adam, config_of, learning_starts
+        )
+    return Measurement(speed, peak_rss_mb(), peak_rss_mb() - before)
+
+
+def _measure(arguments: tuple[Learner, str, int, int, int, str, int | None]) -> Measurement:
+    return measure(*arguments)
+
+
+def in_fresh_process(*arguments: Any) -> Measurement:
+    """:func:`measure` in a process of its own: its peak memory is the run's alone."""
+    with get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure, (arguments,))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=list(FAMILIES), default="dqn")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--steps", type=int, default=10_000, help="env steps per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per learner (interleaved)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
-    parser.add_argument("--fused-dqn", action="store_true", help="also run SB3 DQN with a fused Adam")
-    parser.add_argument("--per", action="store_true", help="also run DuelingDQN with prioritized replay")
+    parser.add_argument("--learning-starts", type=int, default=None, help="replaces the entry's learning_starts")
+    parser.add_argument("--fused-dqn", action="store_true", help="also run SB3 DQN with a fused Adam (dqn family)")
+    parser.add_argument("--per", action="store_true", help="also run DuelingDQN with prioritized replay (dqn family)")
+    parser.add_argument("--our-loss", action="store_true", help="also run QRDQN with this package's loss (qrdqn family)")
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
-    learners = {name: (VARIANTS[name], False) for name in LEARNERS}
+    family = FAMILIES[args.family]
+    baseline = family.learners[0]
+    for flag, allowed in (("fused_dqn", "dqn"), ("per", "dqn"), ("our_loss", "qrdqn")):
+        if getattr(args, flag) and args.family != allowed:
+            parser.error(f"--{flag.replace('_', '-')} needs --family {allowed}")
+    learners = {name: Learner(name) for name in family.learners}
     if args.fused_dqn:
-        learners[FUSED_DQN] = (VARIANTS["DQN"], True)
+        learners[FUSED_DQN] = Learner("DQN", fused_adam=True)
     if args.per:
-        learners[PER] = (VARIANTS[PER], False)
+        learners[PER] = Learner(PER)
+    if args.our_loss:
+        learners[OUR_LOSS] = Learner("QRDQN", our_loss=True)
 
-    results: dict[str, list[float]] = {name: [] for name in learners}
+    results: dict[str, list[Measurement]] = {name: [] for name in learners}
     for repeat in range(args.repeats):
-        for name, (variant, fused_adam) in learners.items():
-            results[name].append(steps_per_second(variant, args.env, args.steps, repeat, fused_adam))
-            print(f"repeat {repeat + 1}/{args.repeats}  {name:<28} {results[name][-1]:8.0f} steps/s", flush=True)
+        for name, learner in learners.items():
+            result = in_fresh_process(learner, args.env, args.steps, repeat, args.threads, baseline, args.learning_starts)
+            results[name].append(result)
+            print(
+                f"repeat {repeat + 1}/{args.repeats}  {name:<28} {result.steps_per_second:8.0f} steps/s  "
+                f"peak RSS {result.peak_rss_mb:6.0f} MB (training +{result.training_rss_mb:.0f} MB)",
+                flush=True,
+            )
 
-    print(f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads}")
-    print(f"{'learner':<28} {'median steps/s':>15} {'ratio to DQN':>13} {'ratio to DuelingDQN':>20}")
+    print(
+        f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads}, "
+        f"the Zoo's {VARIANTS[baseline].config.name} entry"
+        + ("" if args.learning_starts is None else f" with learning_starts {args.learning_starts}")
+    )
+    columns = ("median steps/s", f"ratio to {baseline}", f"ratio to {family.candidate}", "peak RSS MB", "training +MB")
+    print(f"{'learner':<28} " + " ".join(f"{column:>{len(column) + 2}}" for column in columns))
     for name, values in results.items():
-        ratios = {
-            baseline: statistics.median(value / other for value, other in zip(values, results[baseline], strict=True))
-            for baseline in ("DQN", "DuelingDQN")
-        }
-        print(f"{name:<28} {statistics.median(values):15.0f} {ratios['DQN']:13.3f} {ratios['DuelingDQN']:20.3f}")
+        speeds = [value.steps_per_second for value in values]
+        ratios = [
+            statistics.median(speed / other.steps_per_second for speed, other in zip(speeds, results[reference], strict=True))
+            for reference in (baseline, family.candidate)
+        ]
+        cells = (
+            statistics.median(speeds),
+            *ratios,
+            statistics.median(value.peak_rss_mb for value in values),
+            statistics.median(value.training_rss_mb for value in values),
+        )
+        formats = (".0f", ".3f", ".3f", ".0f", ".0f")
+        print(
+            f"{name:<28} " + " ".join(f"{cell:>{len(column) + 2}{fmt}}" for cell, column, fmt in zip(cells, columns, formats))
+        )
 
 
 if __name__ == "__main__":
