@@ -42,13 +42,14 @@ def _check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
     """
-    Replay buffer with proportional prioritization on a sum tree (Schaul et al. 2016), for ``DuelingDQN``.
+    Replay buffer with proportional prioritization on a sum tree (Schaul et al. 2016), for ``DuelingDQN``
+    and ``DuelingQRDQN``.
 
     Use it as ``DuelingDQN(..., replay_buffer_class=PrioritizedReplayBuffer, replay_buffer_kwargs=dict(alpha=0.6))``.
     New transitions get the largest priority seen so far; ``sample()`` returns the importance-sampling
     weights and indices with the transitions; ``update_priorities()`` takes the new TD errors. Each
     (step, env) pair of several envs is one transition with its own priority. With ``n_steps > 1``,
-    samples carry n-step returns like SB3's ``NStepReplayBuffer`` (``DuelingDQN`` passes its own
+    samples carry n-step returns like SB3's ``NStepReplayBuffer`` (both learners pass their own
     ``n_steps`` and ``gamma``).
 
     Every ``sample()`` must be followed by ``update_priorities()`` before new transitions are added:
@@ -127,7 +128,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             raise TypeError(
                 f"{type(self).__name__}: new transitions before the priorities of the last sample were updated. "
                 "It needs an algorithm that weights the loss by the samples' weights and calls update_priorities() "
-                "after each sample(): use sb3_dueling.DuelingDQN (SB3's DQN and other algorithms ignore both)"
+                "after each sample(): use sb3_dueling.DuelingDQN or sb3_dueling.DuelingQRDQN (SB3's DQN, sb3-contrib's QRDQN "
+                "and other algorithms ignore both)"
             )
         leaves = self.pos * self.n_envs + np.arange(self.n_envs)
         super().add(*args, **kwargs)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from sb3_contrib import QRDQN
 from scipy import stats
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
@@ -187,9 +188,11 @@ def test_replay_buffer_save_load_keeps_priorities(tmp_path):
     assert dqn._n_updates == 1
 
 
-def test_stock_dqn_is_refused_after_its_first_gradient_step():
-    model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedReplayBuffer, **SMALL)
-    with pytest.raises(TypeError, match=r"priorities of the last sample were updated.*use sb3_dueling\.DuelingDQN"):
+@pytest.mark.parametrize("algorithm", [DQN, QRDQN])
+def test_stock_learners_are_refused_after_their_first_gradient_step(algorithm):
+    model = algorithm("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedReplayBuffer, **SMALL)
+    message = r"priorities of the last sample were updated.*use sb3_dueling\.DuelingDQN or sb3_dueling\.DuelingQRDQN"
+    with pytest.raises(TypeError, match=message):
         model.learn(100)
     # Its one gradient step came after env step 52 (learning_starts 50, train_freq 4); step 53 is not stored
     assert model._n_updates == 1 and model.num_timesteps == 53
