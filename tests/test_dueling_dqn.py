@@ -12,6 +12,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from sb3_dueling import DuelingDQN
+from tests.cases import fixed_batch
 from tests.conftest import SMALL_SETTINGS as SMALL
 
 GAMMA = 0.9
@@ -34,13 +35,7 @@ def fixed_batch_model(monkeypatch):
     with th.no_grad():
         for p in model.q_net_target.parameters():
             p.copy_(th.randn(p.shape, generator=generator))
-    batch = ReplayBufferSamples(
-        observations=th.randn(6, 4, generator=generator),
-        actions=th.tensor([[0], [1], [1], [0], [1], [0]]),
-        next_observations=th.randn(6, 4, generator=generator),
-        dones=th.tensor([[0.0], [0.0], [1.0], [0.0], [0.0], [1.0]]),
-        rewards=th.tensor([[1.0], [-0.5], [2.0], [0.0], [0.3], [1.0]]),
-    )
+    batch = fixed_batch(generator)
     monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, **kwargs: batch)
     return model, batch
 

@@ -5,37 +5,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from stable_baselines3.common.envs import IdentityEnv
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.monitor import Monitor
 
 from sb3_dueling import DuelingDQN
+from tests.cases import IDENTITY_SETTINGS, identity_env, identity_return
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 @pytest.mark.parametrize("double_q", [True, False])
 def test_learns_identity(double_q):
-    # Reward 1 when the action repeats the observed state: a greedy policy must find it for all 4 states.
-    env = IdentityEnv(dim=4, ep_length=10)
-    model = DuelingDQN(
-        "MlpPolicy",
-        env,
-        learning_rate=1e-3,
-        learning_starts=200,
-        buffer_size=5000,
-        batch_size=32,
-        train_freq=1,
-        target_update_interval=100,
-        exploration_fraction=0.3,
-        exploration_final_eps=0.02,
-        policy_kwargs=dict(net_arch=[32]),
-        double_q=double_q,
-        seed=0,
-    )
+    model = DuelingDQN("MlpPolicy", identity_env(), policy_kwargs=dict(net_arch=[32]), double_q=double_q, **IDENTITY_SETTINGS)
     model.learn(3000)
-    mean_reward, _ = evaluate_policy(model, Monitor(IdentityEnv(dim=4, ep_length=10)), n_eval_episodes=20)
-    assert mean_reward >= 9.5
+    assert identity_return(model) >= 9.5
 
 
 @pytest.mark.slow
