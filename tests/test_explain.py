@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch as th
 from PIL import Image
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 
-from sb3_dueling import DuelingDQN
-from sb3_dueling.explain import explain
+from sb3_dueling import DuelingDQN, DuelingQRDQN
+from sb3_dueling.explain import dueling_network, explain
 from sb3_dueling.explain.__main__ import main as explain_main
 from sb3_dueling.explain.pictures import feature_names, overlay
 from sb3_dueling.policies import PAPER_GRADIENT_SCALE
@@ -19,23 +20,32 @@ from tests.tiny_image_env import make_tiny_image_env
 EXPLAIN = [sys.executable, "-m", "sb3_dueling.explain"]
 
 
-def tiny_model(**policy_kwargs) -> DuelingDQN:
-    return DuelingDQN(
-        "MlpPolicy", "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8], activation_fn=th.nn.Tanh, **policy_kwargs)
-    )
+def tiny_model(learner: type[DQN | QRDQN] = DuelingDQN, policy: str = "MlpPolicy", **policy_kwargs) -> DQN | QRDQN:
+    if issubclass(learner, QRDQN):
+        policy_kwargs.setdefault("n_quantiles", 5)
+    return learner(policy, "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8], activation_fn=th.nn.Tanh, **policy_kwargs))
+
+
+def quantile_streams(model: DQN | QRDQN, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """V_i(s), shape (batch, n_quantiles), and A_i(s, a), (batch, n_quantiles, n_actions): one quantile for a Q-network."""
+    with th.no_grad():
+        value, advantage = dueling_network(model).value_and_advantage(th.as_tensor(observations, dtype=th.float32))
+    batch, n_actions = len(observations), advantage.shape[-1]
+    return value.double().numpy().reshape(batch, -1), advantage.double().numpy().reshape(batch, -1, n_actions)
 
 
 @pytest.mark.parametrize("scale", [1.0, PAPER_GRADIENT_SCALE])
-def test_saliency_matches_finite_differences(scale):
-    model = tiny_model(shared_gradient_scale=scale)
+@pytest.mark.parametrize("learner, aggregation", [(DuelingDQN, "mean"), (DuelingQRDQN, "mean"), (DuelingQRDQN, "max")])
+def test_streams_and_saliency_match_a_hand_computation(learner, aggregation, scale):
+    model = tiny_model(learner, aggregation=aggregation, shared_gradient_scale=scale)
     observations = np.random.default_rng(0).normal(size=(5, 4))
     explanation = explain(model, observations)
     epsilon = 1e-3
 
     def streams(obs):
-        with th.no_grad():
-            value, advantage = model.q_net.value_and_advantage(th.as_tensor(obs, dtype=th.float32))
-        return value.squeeze(1).double().numpy(), advantage.double().numpy()
+        # V and A as their means over the quantiles
+        value, advantage = quantile_streams(model, obs)
+        return value.mean(axis=1), advantage.mean(axis=1)
 
     for feature in range(4):
         step = np.zeros(4)
@@ -48,11 +58,19 @@ def test_saliency_matches_finite_differences(scale):
         np.testing.assert_allclose(
             explanation.advantage_saliency[:, feature], np.abs(advantage_difference), rtol=2e-2, atol=1e-4
         )
-    # the streams themselves, and Q = V + A - mean(A)
-    value, advantage = streams(observations)
-    np.testing.assert_allclose(explanation.value, value, rtol=1e-5)
-    np.testing.assert_allclose(explanation.q_values, value[:, None] + advantage - advantage.mean(1, keepdims=True), rtol=1e-5)
-    assert (explanation.action == advantage.argmax(1)).all()
+    # the streams themselves, and Q the mean over the quantiles of theta_i = V_i + A_i - mean (or max) of A_i
+    value, advantage = quantile_streams(model, observations)
+    baseline = advantage.max(axis=2) if aggregation == "max" else advantage.mean(axis=2)
+    q_values = (value[:, :, None] + advantage - baseline[:, :, None]).mean(axis=1)
+    np.testing.assert_allclose(explanation.value, value.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(explanation.advantage, advantage.mean(axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(explanation.q_values, q_values, rtol=1e-5)
+    if aggregation == "max":  # the aggregate of the means is another number: the test tells them apart
+        mean_advantage = advantage.mean(axis=1)
+        of_means = value.mean(axis=1)[:, None] + mean_advantage - mean_advantage.max(axis=1, keepdims=True)
+        assert not np.allclose(q_values, of_means, rtol=1e-3)
+    assert (explanation.action == advantage.mean(axis=1).argmax(1)).all()
+    assert (explanation.action == model.predict(observations.astype(np.float32), deterministic=True)[0]).all()
     assert (explanation.advantage_gap >= 0).all()
 
 
@@ -68,8 +86,11 @@ def test_overlay_shape_and_colours():
     assert feature_names("LunarLander-v3", 8)[1] == "y" and feature_names("Foo-v0", 2) == ["obs[0]", "obs[1]"]
 
 
-def test_command_on_a_vector_env(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize(
+    "learner, policy", [(DuelingDQN, "MlpPolicy"), (DuelingQRDQN, "MlpPolicy"), (QRDQN, "DuelingMlpPolicy")]
+)
+def test_command_on_a_vector_env(tmp_path, learner, policy):
+    model = tiny_model(learner, policy)
     model.save(tmp_path / "model.zip")
     result = subprocess.run(
         [
@@ -93,6 +114,7 @@ def test_command_on_a_vector_env(tmp_path):
         assert image.size[0] > 500 and image.getextrema()[0][0] < image.getextrema()[0][1]  # not blank
         numbers = np.load(tmp_path / "out" / f"episode_{episode}.npz")
         assert numbers["value_saliency"].shape == (len(numbers["value"]), 4)
+        assert numbers["q_values"].shape == numbers["advantage"].shape == (len(numbers["value"]), 2)
 
 
 def test_command_on_an_image_env(tmp_path):
@@ -112,12 +134,14 @@ def test_command_on_an_image_env(tmp_path):
 def test_command_errors(tmp_path, capsys):
     plain = DQN("MlpPolicy", "CartPole-v1")
     plain.save(tmp_path / "plain.zip")
+    QRDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(n_quantiles=5)).save(tmp_path / "plain_quantiles.zip")
     dueling = tiny_model()
     dueling.save(tmp_path / "dueling.zip")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     cases = [
         (["--model", str(tmp_path / "plain.zip"), "--env", "CartPole-v1"], "no dueling head"),
+        (["--model", str(tmp_path / "plain_quantiles.zip"), "--env", "CartPole-v1"], "its network is QuantileNetwork"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "Acrobot-v1"], "does not match the model"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "NoSuchEnv-v0"], "not a registered env id"),
         (["--model", str(tmp_path / "dueling.zip"), "--env", "CartPole-v2"], "did you mean 'CartPole-v1'?"),

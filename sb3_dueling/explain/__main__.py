@@ -22,15 +22,17 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib import QRDQN
+from sb3_contrib.qrdqn.policies import QRDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from tqdm import tqdm
 
-from sb3_dueling import DuelingDQN
-from sb3_dueling.checkpoints import CheckpointError, load_model_file
+from sb3_dueling.checkpoints import CheckpointError, check_model_file, load_model_file
 from sb3_dueling.explain import Explanation, dueling_network, explain
 from sb3_dueling.explain.pictures import feature_names, plot_vector_episode, save_image_episode
 from sb3_dueling.user_input import UsageError, did_you_mean, is_atari
@@ -38,15 +40,17 @@ from sb3_dueling.user_input import UsageError, did_you_mean, is_atari
 BATCH = 256  # observations per batched saliency pass
 
 
-def load_dueling_model(path: Path) -> DQN:
-    """A DuelingDQN, or an SB3 DQN with a dueling policy; a clear error for anything else."""
+def load_dueling_model(path: Path) -> BaseAlgorithm:
+    """A model with a dueling network, DQN or QR-DQN; a clear error for anything else."""
     try:
-        model = load_model_file(path, DuelingDQN)
+        check_model_file(path, "DQN or QR-DQN")
+        data, _, _ = load_from_zip_file(path, device="cpu")
+        # Which of the two learners saved it, the policy says; the stock class loads what either class saved
+        policy_class = (data or {}).get("policy_class")
+        learner = QRDQN if isinstance(policy_class, type) and issubclass(policy_class, QRDQNPolicy) else DQN
+        model = load_model_file(path, learner)
     except CheckpointError as error:
-        if "dueling policy" not in str(error):
-            raise UsageError(str(error)) from error
-        model = load_model_file(path, DQN)  # a stock DQN: it may still have a dueling policy
-    assert isinstance(model, DQN)
+        raise UsageError(str(error)) from error
     try:
         dueling_network(model)
     except TypeError as error:
@@ -76,7 +80,7 @@ def make_env(env_id: str, model: BaseAlgorithm, seed: int) -> VecEnv:
     return env
 
 
-def run_episode(model: DQN, env: VecEnv, max_steps: int, progress: tqdm) -> np.ndarray:
+def run_episode(model: BaseAlgorithm, env: VecEnv, max_steps: int, progress: tqdm) -> np.ndarray:
     """The observations of one greedy episode (the last one is the observation before the final action)."""
     observations = []
     obs = env.reset()
@@ -91,14 +95,16 @@ def run_episode(model: DQN, env: VecEnv, max_steps: int, progress: tqdm) -> np.n
     return np.stack(observations)
 
 
-def explain_batched(model: DQN, observations: np.ndarray) -> Explanation:
+def explain_batched(model: BaseAlgorithm, observations: np.ndarray) -> Explanation:
     parts = [explain(model, observations[start : start + BATCH]) for start in range(0, len(observations), BATCH)]
     return Explanation(*(np.concatenate([getattr(part, name) for part in parts]) for name in Explanation.__dataclass_fields__))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="a saved DuelingDQN (or DQN with a dueling policy)")
+    parser.add_argument(
+        "--model", type=Path, required=True, help="a saved DuelingDQN or DuelingQRDQN (or DQN, QRDQN with a dueling policy)"
+    )
     parser.add_argument("--env", required=True, help="the env id it was trained on")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("explain"), help="a new or empty folder for the pictures")

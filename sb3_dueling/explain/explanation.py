@@ -5,8 +5,12 @@ Saliency as in Wang et al. (2016), after Simonyan et al. (2013): the absolute Ja
 stream, ``|dV(s)/ds|``, and of the advantage of the greedy action, ``|dA(s, a*)/ds|``, with respect to
 the observation, computed with autograd: one batched forward pass, one backward pass per stream.
 
+A quantile network (QR-DQN) has a V_i(s) and an A_i(s, a) per quantile i: V and A are then their means
+over the quantiles, and Q(s, a) the mean over the quantiles of theta_i(s, a), the aggregated quantiles
+(QR-DQN's Q-value). The greedy action a* is the argmax of A's mean, as the network acts.
+
     from sb3_dueling.explain import explain
-    explanation = explain(model, observations)  # a DuelingDQN, or an SB3 DQN with a dueling policy
+    explanation = explain(model, observations)  # a DuelingDQN or DuelingQRDQN, or a DQN / QRDQN with a dueling policy
     explanation.value, explanation.advantage_saliency
 """
 
@@ -15,14 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_dueling.policies import DuelingQNetwork, aggregate
+from sb3_dueling.policies import DuelingStreams, aggregate
 
 
 @dataclass
 class Explanation:
-    """The streams of a dueling network on a batch of observations (NumPy arrays, batch first)."""
+    """
+    The streams of a dueling network on a batch of observations (NumPy arrays, batch first); for a quantile
+    network, V, A and Q are their means over the quantiles.
+    """
 
     #: V(s), shape (batch,)
     value: np.ndarray
@@ -44,43 +51,47 @@ class Explanation:
         return ordered[:, -1] - ordered[:, -2] if ordered.shape[1] > 1 else np.zeros(len(ordered))
 
 
-def dueling_network(model: DQN) -> DuelingQNetwork:
-    """The model's online dueling network, or a clear error for a model without one."""
-    q_net = getattr(model, "q_net", None)
-    if not isinstance(q_net, DuelingQNetwork):
+def dueling_network(model: BaseAlgorithm) -> DuelingStreams:
+    """The model's online dueling network (a Q-network or a quantile network), or a clear error for a model without one."""
+    network = getattr(model, "q_net", getattr(model, "quantile_net", None))
+    if not isinstance(network, DuelingStreams):
         raise TypeError(
-            f"the model has no dueling head (its Q-network is {type(q_net).__name__}): explain needs a DuelingDQN "
-            "or an SB3 DQN with a dueling policy (DuelingMlpPolicy, DuelingCnnPolicy...)"
+            f"the model has no dueling head (its network is {type(network).__name__}): explain needs a DuelingDQN, a "
+            "DuelingQRDQN, or an SB3 DQN or sb3-contrib QRDQN with a dueling policy (DuelingMlpPolicy, DuelingCnnPolicy...)"
         )
     if not isinstance(model.observation_space, spaces.Box):
         raise TypeError(f"explain needs a Box observation space (vectors or images), got {model.observation_space}")
-    return q_net
+    return network
 
 
-def explain(model: DQN, observations: np.ndarray) -> Explanation:
+def explain(model: BaseAlgorithm, observations: np.ndarray) -> Explanation:
     """
     Evaluate both streams and their saliency on a batch of observations.
 
-    :param model: a ``DuelingDQN`` or an SB3 ``DQN`` with a dueling policy
+    :param model: a ``DuelingDQN`` or ``DuelingQRDQN``, or an SB3 ``DQN`` or sb3-contrib ``QRDQN`` with a
+        dueling policy
     :param observations: a batch of observations as the env gives them (images as they come, before
         the network's scaling), shape ``(batch, *observation_space.shape)``
     :return: the values, advantages, Q-values, greedy actions and saliencies
     """
-    q_net = dueling_network(model)
+    network = dueling_network(model)
     observations = np.asarray(observations)
     expected = tuple(model.observation_space.shape or ())
     if observations.shape[1:] != expected:
         raise ValueError(f"observations must have shape (batch, {', '.join(map(str, expected))}), got {observations.shape}")
     # Float and leaf, so that autograd reaches the raw observation (the network scales images itself)
     obs = th.as_tensor(observations, dtype=th.float32, device=model.device).requires_grad_(True)
-    q_net.set_training_mode(False)
+    network.set_training_mode(False)
     # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient
-    scale, q_net.shared_gradient_scale = q_net.shared_gradient_scale, 1.0
+    scale, network.shared_gradient_scale = network.shared_gradient_scale, 1.0
     try:
-        value, advantage = q_net.value_and_advantage(obs)
+        value, advantage = network.value_and_advantage(obs)
     finally:
-        q_net.shared_gradient_scale = scale
-    q_values = aggregate(value, advantage, q_net.aggregation)
+        network.shared_gradient_scale = scale
+    q_values = aggregate(value, advantage, network.aggregation)
+    if network.quantile_shape:
+        # Aggregated per quantile first: with the max aggregation, the mean of theta_i is not the aggregate of the means
+        value, advantage, q_values = (outputs.mean(dim=1) for outputs in (value, advantage, q_values))
     action = advantage.argmax(dim=1)
     # Samples do not interact in the network, so the gradient of the sum is each sample's own gradient
     value_gradient, advantage_gradient = (
