@@ -18,11 +18,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer
 from sb3_dueling.checkpoints import (
     MANIFEST,
     CheckpointError,
@@ -39,10 +40,15 @@ from sb3_dueling.checkpoints.env_state import save_envs
 from tests.conftest import SMALL_SETTINGS
 
 SMALL = dict(SMALL_SETTINGS, policy_kwargs=dict(net_arch=[32]), exploration_fraction=0.5)
+#: The online network of each learner (its target network adds ``_target``)
+NETWORKS = {DuelingDQN: "q_net", DuelingQRDQN: "quantile_net"}
 
 
-def new_model(seed: int = 0, **kwargs) -> DuelingDQN:
-    return DuelingDQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=seed), seed=seed, **SMALL, **kwargs)
+def new_model(seed: int = 0, learner: type[DuelingDQN | DuelingQRDQN] = DuelingDQN, **kwargs) -> DuelingDQN | DuelingQRDQN:
+    settings = dict(SMALL)
+    if learner is DuelingQRDQN:
+        settings["policy_kwargs"] = dict(SMALL["policy_kwargs"], n_quantiles=10)
+    return learner("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=seed), seed=seed, **settings, **kwargs)
 
 
 def test_checkpoints_are_written_and_pruned(tmp_path):
@@ -65,15 +71,16 @@ def snapshot(model) -> dict:
     }
 
 
+@pytest.mark.parametrize("learner", NETWORKS)
 @pytest.mark.parametrize("buffer_class", [None, PrioritizedReplayBuffer])
-def test_resume_is_exact(tmp_path, buffer_class):
+def test_resume_is_exact(tmp_path, buffer_class, learner):
     """
     Guaranteed (CPU, one process, envs that pickle): a run interrupted at a checkpoint and resumed gives
     the same step and update counters, exploration rate, replay buffer (contents and priorities) and
     network parameters as the uninterrupted run. Not guaranteed: the same on GPU (non-deterministic
     kernels), or with envs that cannot be pickled (they restart their episode on resume).
     """
-    kwargs = dict(replay_buffer_class=buffer_class, n_steps=3)
+    kwargs = dict(learner=learner, replay_buffer_class=buffer_class, n_steps=3)
     uninterrupted = new_model(**kwargs)
     uninterrupted.learn(1200, callback=ResumableCheckpointCallback(600, tmp_path / "a", keep=5))
     expected = snapshot(uninterrupted)
@@ -85,6 +92,7 @@ def test_resume_is_exact(tmp_path, buffer_class):
         (tmp_path / "b" / entry["name"] / "model.zip").unlink()
     with pytest.warns(UserWarning, match="skipping a damaged checkpoint"):
         resumed = resume_training(tmp_path / "b", total_timesteps=1200, save_freq=600)
+    assert type(resumed) is learner
     got = snapshot(resumed)
     assert got["counters"] == expected["counters"] and got["position"] == expected["position"]
     for got_array, expected_array in zip(got["buffer"], expected["buffer"], strict=True):
@@ -187,11 +195,14 @@ def test_a_full_disk_loses_no_earlier_checkpoint(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path).num_timesteps == 400
 
 
-def test_stock_dqn_checkpoints_too(tmp_path):
-    model = DQN("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
+@pytest.mark.parametrize("learner, policy", [(DQN, "MlpPolicy"), (QRDQN, "DuelingMlpPolicy")])
+def test_stock_learners_checkpoint_too(tmp_path, learner, policy):
+    model = learner(policy, "CartPole-v1", seed=0, **SMALL)
     model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path))
     resumed = load_checkpoint(tmp_path)
-    assert type(resumed) is DQN and resumed.num_timesteps == 300
+    assert type(resumed) is learner and type(resumed.policy) is type(model.policy) and resumed.num_timesteps == 300
+    for got, expected in zip(resumed.policy.parameters(), model.policy.parameters(), strict=True):
+        th.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("bad", [dict(save_freq=0), dict(save_freq=1.5), dict(keep=0)])
@@ -223,15 +234,17 @@ def test_guard_names_the_step_of_a_non_finite_observation(tmp_path):
     assert load_checkpoint(tmp_path, env=make_vec_env("CartPole-v1")).num_timesteps == 100
 
 
-def test_guard_stops_at_a_non_finite_loss_with_the_weights_intact(tmp_path):
-    model = new_model(check_finite=True)
+@pytest.mark.parametrize("learner, network", NETWORKS.items())
+def test_guard_stops_at_a_non_finite_loss_with_the_weights_intact(tmp_path, learner, network):
+    model = new_model(learner=learner, check_finite=True)
     model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path))
-    weights = [p.detach().clone() for p in model.q_net.parameters()]
+    online, target = getattr(model, network), getattr(model, f"{network}_target")
+    weights = [p.detach().clone() for p in online.parameters()]
     with th.no_grad():
-        model.q_net_target.advantage_net[0].bias.fill_(float("nan"))  # targets become NaN
+        target.advantage_net[0].bias.fill_(float("nan"))  # targets become NaN
     with pytest.raises(FloatingPointError, match=r"non-finite loss .* at env step"):
         model.learn(200, reset_num_timesteps=False, callback=ResumableCheckpointCallback(100, tmp_path))
-    for before, after in zip(weights, model.q_net.parameters(), strict=True):
+    for before, after in zip(weights, online.parameters(), strict=True):
         th.testing.assert_close(before, after.detach())
     assert load_checkpoint(tmp_path).num_timesteps >= 300
     with pytest.raises(TypeError, match="check_finite"):
