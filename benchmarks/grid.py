@@ -1,16 +1,22 @@
 """
-The benchmark grid: (algorithm, environment, seed) runs, each in a fresh process, resumable.
+The benchmark grid: (algorithm, environment, seed) runs, each a Ray task in a fresh worker process, resumable.
 
     python -m benchmarks.grid [--algos ...] [--envs ...] [--seeds 10] [--workers 2] [--results benchmarks/results]
+    python -m benchmarks.grid --address HEAD_HOST:6379 ...     # on a Ray cluster (ray start --head, ray start --address)
+
+Without ``--address`` the runs go to an embedded Ray instance on this machine, bound to loopback,
+with ``--workers`` CPUs; with it, to an existing cluster: one code path for both.
 
 Each run trains with the hyperparameters of its algorithm's YAML file for the env (the package's
 ``dueling_dqn.yml`` and ``dueling_qrdqn.yml`` for DuelingDQN and DuelingQRDQN, the RL Zoo's ``dqn.yml`` and
 ``qrdqn.yml`` for DQN and QR-DQN),
 evaluates the greedy policy on a separate env every ``--eval-freq`` steps (SB3's EvalCallback), and
-writes one small JSON file: the evaluation curve, env steps per second (training only, evaluations
-left out) and peak resident memory. A finished run has its file and is skipped on the next call;
-a killed run has none (files are written to a temporary name and renamed) and is run again, and so
-is a run whose YAML entry has changed since (each file records the hyperparameters it was run with).
+returns its result to this process, which writes one small JSON file: the evaluation curve, env steps
+per second (training only, evaluations left out), peak resident memory and where it ran. A finished
+run has its file and is skipped on the next call; a killed run has none (files are written to a
+temporary name and renamed) and is run again, and so is a run whose YAML entry has changed since
+(each file records the hyperparameters it was run with). A run that fails on a worker (an exception,
+its worker killed, its node lost) is reported and tried again ``--retries`` times, while the others go on.
 """
 
 import argparse
@@ -20,15 +26,15 @@ import resource
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from tqdm import tqdm
 
+from benchmarks.cluster import ray_session, run_all
 from benchmarks.variants import VARIANTS, read_schedules
 from sb3_dueling.checkpoints.atomic_files import write_json_atomically
 
@@ -101,8 +107,8 @@ class RecordingEvalCallback(EvalCallback):
         return result
 
 
-def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: int | None = None) -> Run:
-    """Train and evaluate one run, then write its result file. Meant for a fresh process."""
+def execute(run: Run, eval_freq: int, eval_episodes: int, steps: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one run: the content of its result file. Meant for a fresh process."""
     th.set_num_threads(1)
     hyperparams = hyperparameters(run)
     recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
@@ -115,48 +121,58 @@ def execute(run: Run, results: Path, eval_freq: int, eval_episodes: int, steps: 
     train_seconds = time.perf_counter() - start - callback.eval_seconds
     # A rollout can run past the budget (train_freq): evaluations after it are left out, alike for all
     timesteps, returns = zip(*[(step, value) for step, value in callback.curve if step <= budget], strict=True)
-    write_json_atomically(
-        {
-            **asdict(run),
-            "budget": budget,
-            "timesteps": list(timesteps),
-            "eval_returns": list(returns),
-            "final_return": returns[-1],
-            "steps_per_second": model.num_timesteps / train_seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "eval_freq": eval_freq,
-            "eval_episodes": eval_episodes,
-            "hyperparams": recorded,
-        },
-        run.path(results),
-    )
-    return run
+    return {
+        **asdict(run),
+        "budget": budget,
+        "timesteps": list(timesteps),
+        "eval_returns": list(returns),
+        "final_return": returns[-1],
+        "steps_per_second": model.num_timesteps / train_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "eval_freq": eval_freq,
+        "eval_episodes": eval_episodes,
+        "hyperparams": recorded,
+    }
 
 
-def _execute(arguments: tuple[Run, Path, int, int, int | None]) -> Run:
-    return execute(*arguments)
+def wants_gpu(run: Run) -> bool:
+    """Whether the run's hyperparameters ask for a GPU (``device: cuda``); by default a run trains on a CPU."""
+    return str(hyperparameters(run).get("device", "cpu")).startswith("cuda")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runs in parallel")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runs in parallel on this machine")
+    parser.add_argument("--address", help="a Ray cluster: 'auto' on one of its nodes, or the head's HOST:PORT")
+    parser.add_argument("--retries", type=int, default=2, help="attempts after the first for a run that fails")
+    parser.add_argument("--gpu-share", type=float, default=0.25, help="of a GPU, for a run that asks for one")
     parser.add_argument("--eval-freq", type=int, default=5000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--steps", type=int, default=None, help="override every budget (for quick checks)")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     runs = expand_grid(args.algos, args.envs, range(args.seeds))
     todo = pending(runs, args.results)
-    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} finished, {len(todo)} to run on {args.workers} workers")
-    work = [(run, args.results, args.eval_freq, args.eval_episodes, args.steps) for run in todo]
-    # A fresh process per run: peak memory is the run's own, and a crash loses only that run
-    with get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
-        for run in tqdm(pool.imap_unordered(_execute, work), total=len(work), unit="run"):
-            tqdm.write(f"done: {run.algo} {run.env} seed {run.seed}")
+    where = args.address or f"{args.workers} workers on this machine"
+    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} finished, {len(todo)} to run on {where}")
+    if not todo:
+        return
+    work = partial(execute, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, steps=args.steps)
+    with ray_session(args.address, args.workers):
+        failed = run_all(
+            work,
+            todo,
+            on_result=lambda run, result: write_json_atomically(result, run.path(args.results)),
+            retries=args.retries,
+            wants_gpu=wants_gpu,
+            gpu_share=args.gpu_share,
+        )
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed on every attempt (the same command runs them again): {failed}")
 
 
 if __name__ == "__main__":
