@@ -1,7 +1,7 @@
 """
 Ray for the benchmark grid: an embedded instance on this machine, bound to loopback, or an existing
-cluster; each task in a fresh worker process, a failed one reported and tried again a bounded number
-of times, the progress on a tqdm bar.
+cluster; each task in a fresh Python process started by a Ray worker, a failed one reported and tried
+again a bounded number of times, the progress on a tqdm bar.
 
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when the grid runs.
 """
@@ -113,7 +113,7 @@ def run_all(
     gpu_share: float,
 ) -> list[T]:
     """
-    Run ``work(item)`` for every item as a Ray task with one CPU, each in a fresh worker process (its
+    Run ``work(item)`` for every item as a Ray task with one CPU, each in a fresh Python process (its
     peak memory is its own), and pass each result to ``on_result`` here, in the driver. A task that
     fails (an exception, its worker killed, its node lost) is reported and submitted again, up to
     ``retries`` times; the others go on meanwhile.

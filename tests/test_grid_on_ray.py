@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -90,30 +91,33 @@ def fail_first_attempt(markers: Path, how: str, work: Callable[[Run], dict[str, 
         marker.touch()
         if how.startswith("raise"):
             raise ValueError(f"{how} for seed {run.seed}")
-        # In the middle of the run: its own process, or the Ray worker that started it and then itself
-        victims = [os.getpid()] if how == "kill the run" else [os.getppid(), os.getpid()]
-        for pid in victims:
-            threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        # In the middle of the run: its own process, or the Ray worker that started it (Ray then ends the run's)
+        victim = os.getpid() if how == "kill the run" else os.getppid()
+        threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()
     return work(run)
 
 
-def test_failed_and_killed_runs_are_reported_and_retried_and_the_others_finish(two_nodes, tmp_path, capsys):
+@pytest.fixture
+def by_value() -> Iterator[None]:
+    """The functions of this module pickled by value: the tasks' processes cannot import the tests."""
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_failed_and_killed_runs_are_reported_and_retried_and_the_others_finish(two_nodes, by_value, tmp_path, capsys):
     runs = expand_grid(["DuelingDQN"], ["CartPole-v1"], range(4))
     hows = ["raise once", "kill the run", "kill the worker", "raise always"]
     work = partial(execute, eval_freq=100, eval_episodes=1, steps=200)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks' processes cannot import the tests
-    try:
-        with ray_session(two_nodes.address, workers=1):
-            failed = run_all(
-                lambda run: fail_first_attempt(tmp_path, hows[run.seed], work, run),
-                runs,
-                on_result=lambda run, result: write_json_atomically(result, run.path(tmp_path / "results")),
-                retries=1,
-                wants_gpu=lambda run: False,
-                gpu_share=0.0,
-            )
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    with ray_session(two_nodes.address, workers=1):
+        failed = run_all(
+            lambda run: fail_first_attempt(tmp_path, hows[run.seed], work, run),
+            runs,
+            on_result=lambda run, result: write_json_atomically(result, run.path(tmp_path / "results")),
+            retries=1,
+            wants_gpu=lambda run: False,
+            gpu_share=0.0,
+        )
     output = capsys.readouterr().out
     assert failed == [runs[3]] and pending(runs, tmp_path / "results") == [runs[3]]
     reports = [
@@ -125,3 +129,26 @@ def test_failed_and_killed_runs_are_reported_and_retried_and_the_others_finish(t
     for run, report in zip(runs, reports):
         assert f"failed: {run}, {report}" in output
     assert not list((tmp_path / "results").rglob("*.tmp"))  # nothing half-written
+
+
+def nap(seconds: float, item: int) -> dict[str, Any]:
+    time.sleep(seconds)
+    return {"item": item}
+
+
+@pytest.mark.slow
+def test_a_run_on_a_node_lost_is_retried_on_another(ray_on_loopback, by_value, capsys):
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, include_dashboard=False))
+    try:
+        lost, survivor = cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)
+        threading.Timer(5, cluster.remove_node, (lost,), {"allow_graceful": False}).start()
+        results: dict[int, dict[str, Any]] = {}
+        with ray_session(cluster.address, workers=1):
+            failed = run_all(partial(nap, 10), [0, 1], results.__setitem__, 1, wants_gpu=lambda item: False, gpu_share=0.0)
+    finally:
+        cluster.shutdown()
+    assert failed == [] and sorted(results) == [0, 1]
+    assert {result["ran_on"]["node_id"] for result in results.values()} == {survivor.node_id}
+    assert "attempt 1 of 2, trying again: NodeDiedError: Task failed because the node it was running on is dead" in (
+        capsys.readouterr().out
+    )
