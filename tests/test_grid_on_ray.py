@@ -19,7 +19,7 @@ import pytest
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from benchmarks.cluster import LOOPBACK_ONLY, ray_session, run_all
+from benchmarks.cluster import LOOPBACK_ONLY, import_ray, ray_session, run_all
 from benchmarks.grid import Run, execute, expand_grid, pending, write_json_atomically
 
 # Two algorithms x one env x two seeds, a few hundred steps each
@@ -62,6 +62,12 @@ def two_nodes(ray_on_loopback: None) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.shutdown()
+
+
+def test_without_ray_the_grid_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[cluster\]"'):
+        import_ray()
 
 
 def test_the_grid_runs_on_an_embedded_instance_and_skips_finished_runs(ray_on_loopback, tmp_path):
