@@ -40,17 +40,24 @@ def results_of(results: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def ray_on_loopback() -> Iterator[None]:
-    """Ray on loopback only, its files in a short temporary folder (Unix socket paths are short), removed after."""
+def ray_temp_dir() -> Iterator[None]:
+    """Ray's files in a short temporary folder (Unix socket paths are short), removed after."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         temp_dir = tempfile.mkdtemp(prefix="ray")
         monkeypatch.setenv("RAY_TMPDIR", temp_dir)
-        monkeypatch.setenv(LOOPBACK_ONLY, "0")  # for the grid's process
-        monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # for this one, where Ray is imported already
         try:
             yield
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_on_loopback(ray_temp_dir: None) -> Iterator[None]:
+    """Clusters on loopback only: for the grid's process, and for this one, where Ray is imported already."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(LOOPBACK_ONLY, "0")
+        monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +77,8 @@ def test_without_ray_the_grid_says_how_to_install_it(monkeypatch):
         import_ray()
 
 
-def test_the_grid_runs_on_an_embedded_instance_and_skips_finished_runs(ray_on_loopback, tmp_path):
+def test_the_grid_runs_on_an_embedded_instance_and_skips_finished_runs(ray_temp_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv(LOOPBACK_ONLY, raising=False)  # the grid binds its instance to loopback by itself
     output = grid("--workers", "2", results=tmp_path)
     assert "4 runs in the grid, 0 finished, 4 to run on 2 workers on this machine" in output
     results = results_of(tmp_path)
