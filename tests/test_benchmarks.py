@@ -113,7 +113,7 @@ def test_a_result_from_other_hyperparameters_is_redone(tmp_path):
 @pytest.mark.parametrize("algo", ["DuelingDQN", "QRDQN", "DuelingQRDQN"])  # QRDQN adds to policy_kwargs in place
 def test_execute_writes_a_result(tmp_path, algo):
     run = Run(algo, "CartPole-v1", 0)
-    execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
+    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(tmp_path))
     result = json.loads(run.path(tmp_path).read_text())
     assert result["timesteps"] == [150, 300] and len(result["eval_returns"]) == 2
     assert result["final_return"] == result["eval_returns"][-1] > 0
@@ -126,7 +126,7 @@ def test_execute_reads_a_linear_schedule_as_the_zoo_does(tmp_path, monkeypatch):
     variant = Variant(DuelingDQN, DUELING_DQN_CONFIG, {"learning_rate": "lin_1e-3"})
     monkeypatch.setitem(VARIANTS, "DuelingDQN", variant)
     run = Run("DuelingDQN", "CartPole-v1", 0)
-    execute(run, tmp_path, eval_freq=150, eval_episodes=2, steps=300)
+    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(tmp_path))
     assert json.loads(run.path(tmp_path).read_text())["hyperparams"]["learning_rate"] == "'lin_1e-3'"
     assert pending([run], tmp_path) == []  # recorded as written in the YAML file, so the run is current
 
