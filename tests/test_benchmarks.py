@@ -205,8 +205,9 @@ def test_report_is_generated(tmp_path):
 def test_report_of_a_partial_grid_with_the_quantile_learners(tmp_path):
     results = tmp_path / "results"
     synthetic_results(results, shift=0.0, offsets={"DuelingDQN": 10.0, "DQN": 0.0, "QRDQN": 5.0})
-    execute(Run("DuelingQRDQN", "CartPole-v1", 0), results, eval_freq=150, eval_episodes=2, steps=300)  # one real seed
-    final = json.loads(Run("DuelingQRDQN", "CartPole-v1", 0).path(results).read_text())["final_return"]
+    run = Run("DuelingQRDQN", "CartPole-v1", 0)  # one real seed
+    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(results))
+    final = json.loads(run.path(results).read_text())["final_return"]
     records, stale = load_results(results)
     assert stale == [] and len(records["CartPole-v1"]["DuelingQRDQN"]) == 1 and "DuelingQRDQN" not in records["Acrobot-v1"]
     summary = summarise(records, reps=100)
