@@ -135,7 +135,10 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             self.replay_buffer.anneal_beta(self._current_progress_remaining)
             self.logger.record("train/per_beta", self.replay_buffer.beta)
 
-        losses = []
+        # Summed in place on the device: one synchronisation per train() call, not one per gradient step,
+        # and no small tensor per step kept alive between the large temporaries of the quantile loss (which
+        # fragments glibc's heap: 1.6 GB peak RSS instead of 0.45 GB at 170 quantiles, docs/speed.md)
+        loss_sum = th.zeros((), device=self.device)
         last_streams: tuple[th.Tensor, th.Tensor] | None = None
         for _ in range(gradient_steps):
             # Sample replay buffer
@@ -153,8 +156,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
 
             online = self._online_output(replay_data.observations, replay_data.actions)
             loss, td_errors = self._loss(online.current_values, target_values, weights)
-            # Kept on the device: one synchronisation per train() call, not one per gradient step
-            losses.append(loss.detach())
+            loss_sum += loss.detach()
             if self.check_finite and not th.isfinite(loss):
                 self._stop_non_finite("loss (Q-values or their targets)")
 
@@ -179,7 +181,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if last_streams is not None:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
-            self.logger.record("train/loss", th.stack(losses).mean().item())
+            self.logger.record("train/loss", (loss_sum / gradient_steps).item())
             self._record_dueling_diagnostics(*last_streams)
 
     def _record_dueling_diagnostics(self, value: th.Tensor, advantage: th.Tensor) -> None:
