@@ -238,9 +238,10 @@ def test_dueling_qrdqn_trains_with_its_own_file(trained_quantile):
     run_folder = trained_quantile / "logs" / "dueling_qrdqn" / "CartPole-v1_1"
     config = dict(yaml.load((run_folder / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
     assert config["policy_kwargs"] == "dict(net_arch=[256, 256], n_quantiles=10)"  # from dueling_qrdqn.yml
+    assert config["double_q"] is False  # the file's CartPole entry (see its comment)
     assert config["learning_starts"] == 100  # -params wins over the file
     model = DuelingQRDQN.load(run_folder / "CartPole-v1.zip")
-    assert model.double_q and model.policy.n_quantiles == 10 and model.num_timesteps >= 600
+    assert not model.double_q and model.policy.n_quantiles == 10 and model.num_timesteps >= 600
     assert model._n_updates > 0 and (run_folder / "best_model.zip").exists()
 
 

@@ -186,7 +186,8 @@ def test_the_quantile_entries_build_dueling_models(config, algorithm, env_id):
         env = gym.make(env_id)
     model = algorithm(policy, env, seed=0, **read_schedules(hyperparams))
     assert isinstance(model.policy, DuelingQRDQNPolicy)
-    assert getattr(model, "double_q", False) is (config == DUELING_QRDQN_CONFIG)
+    # dueling_qrdqn.yml trains with the Double target, but on CartPole (measured worse there, see its comment)
+    assert getattr(model, "double_q", False) is (config == DUELING_QRDQN_CONFIG and env_id != "CartPole-v1")
     expected_quantiles = {"CartPole-v1": 10, "LunarLander-v3": 50 if config == DUELING_QRDQN_CONFIG else 170}
     assert model.policy.n_quantiles == expected_quantiles.get(env_id, 200 if env_id.startswith("Pong") else 25)
     observation = env.observation_space.sample() if env_id.startswith("Pong") else env.reset(seed=0)[0]
