@@ -139,6 +139,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         # and no small tensor per step kept alive between the large temporaries of the quantile loss (which
         # fragments glibc's heap: 1.6 GB peak RSS instead of 0.45 GB at 170 quantiles, docs/speed.md)
         loss_sum = th.zeros((), device=self.device)
+        online_parameters = [param for group in self.policy.optimizer.param_groups for param in group["params"]]
         last_streams: tuple[th.Tensor, th.Tensor] | None = None
         for _ in range(gradient_steps):
             # Sample replay buffer
@@ -165,7 +166,8 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             loss.backward()
             # Clip gradient norm (a max_grad_norm of None, which QR-DQN allows, clips nothing)
             max_norm = self.max_grad_norm if self.max_grad_norm is not None else math.inf
-            grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_norm)
+            # The optimizer's parameters are the online network's: the target network's need no visit
+            grad_norm = th.nn.utils.clip_grad_norm_(online_parameters, max_norm)
             if self.check_finite and not th.isfinite(grad_norm):
                 self._stop_non_finite("gradient")
             self.policy.optimizer.step()
