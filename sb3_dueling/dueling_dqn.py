@@ -173,7 +173,7 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
         """Q(s, a) of the online network for the actions taken, shape (batch, 1), and its streams V and A."""
         value, advantage = self.q_net.value_and_advantage(observations)
         q_values = aggregate(value, advantage, self.q_net.aggregation)
-        return OnlineOutput(th.gather(q_values, dim=1, index=actions.long()), value.flatten(), advantage)
+        return OnlineOutput(th.gather(q_values, dim=1, index=actions.long()), value, advantage)
 
     def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
         """

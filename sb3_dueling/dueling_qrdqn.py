@@ -169,12 +169,11 @@ class DuelingQRDQN(DuelingTrainingMixin, QRDQN):
 
     def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
         """
-        The online network's quantiles of the actions taken, shape (batch, n_quantiles), and its streams V and A
-        as their means over the quantiles.
+        The online network's quantiles of the actions taken, shape (batch, n_quantiles), and its streams V and A.
         """
         value, advantage = self.quantile_net.value_and_advantage(observations)
         quantiles = aggregate(value, advantage, self.quantile_net.aggregation)
-        return OnlineOutput(quantiles_of(quantiles, actions), value.mean(dim=1).flatten(), advantage.mean(dim=1))
+        return OnlineOutput(quantiles_of(quantiles, actions), value, advantage)
 
     def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
         """

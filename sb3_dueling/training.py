@@ -10,7 +10,6 @@ file that cannot be loaded.
 """
 
 import io
-import math
 import pathlib
 import warnings
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -37,8 +36,8 @@ class OnlineOutput(NamedTuple):
 
     #: Q(s, a) (or its quantiles) for the actions taken, with gradients: what the loss trains
     current_values: th.Tensor
-    #: V(s), shape (batch,), and A(s, a), shape (batch, n_actions) (a quantile learner: their means over
-    #: the quantiles), for the logs
+    #: V(s), shape (batch, 1), and A(s, a), shape (batch, n_actions), as the network gives them, for the logs
+    #: (a quantile network's have the quantiles in between: (batch, n_quantiles, 1), (batch, n_quantiles, n_actions))
     value: th.Tensor
     advantage: th.Tensor
 
@@ -164,12 +163,16 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             # Optimize the policy
             self.policy.optimizer.zero_grad()
             loss.backward()
-            # Clip gradient norm (a max_grad_norm of None, which QR-DQN allows, clips nothing)
-            max_norm = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+            # Clip gradient norm; QR-DQN's default max_grad_norm of None clips nothing and computes no norm.
             # The optimizer's parameters are the online network's: the target network's need no visit
-            grad_norm = th.nn.utils.clip_grad_norm_(online_parameters, max_norm)
-            if self.check_finite and not th.isfinite(grad_norm):
-                self._stop_non_finite("gradient")
+            grad_norm = None
+            if self.max_grad_norm is not None:
+                grad_norm = th.nn.utils.clip_grad_norm_(online_parameters, self.max_grad_norm)
+            if self.check_finite:
+                if grad_norm is None:
+                    grad_norm = th.nn.utils.get_total_norm([p.grad for p in online_parameters if p.grad is not None])
+                if not th.isfinite(grad_norm):
+                    self._stop_non_finite("gradient")
             self.policy.optimizer.step()
 
             if isinstance(replay_data, PrioritizedReplayBufferSamples):
@@ -192,9 +195,14 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         them, the range of A(s, .): their means, and their distributions as TensorBoard histograms
         (kept as tensors, no copy or synchronisation, until the logs are written).
 
-        :param value: V(s), shape (batch,)
-        :param advantage: A(s, a), shape (batch, n_actions)
+        :param value: V(s), shape (batch, 1), or its quantiles, shape (batch, n_quantiles, 1)
+        :param advantage: A(s, a), shape (batch, n_actions), or its quantiles, shape (batch, n_quantiles, n_actions)
         """
+        # A quantile network's streams are logged as their means over the quantiles (reduced here, once per
+        # train() call, rather than at every gradient step)
+        batch_size, n_actions = advantage.shape[0], advantage.shape[-1]
+        value = value.reshape(batch_size, -1).mean(dim=1)
+        advantage = advantage.reshape(batch_size, -1, n_actions).mean(dim=1)
         spread = advantage.amax(dim=1) - advantage.amin(dim=1)
         self.logger.record("train/value_mean", value.mean().item())
         self.logger.record("train/advantage_range", spread.mean().item())

@@ -162,6 +162,20 @@ def test_check_finite_stops_before_the_optimizer_step(monkeypatch):
         th.testing.assert_close(p, b, rtol=0, atol=0, equal_nan=True)
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 10.0])
+def test_check_finite_stops_at_a_non_finite_gradient(monkeypatch, max_grad_norm):
+    # QR-DQN's default max_grad_norm of None computes no norm for clipping: the guard computes its own
+    model, _ = make_fixed_batch_model(monkeypatch)
+    model.check_finite = True
+    model.max_grad_norm = max_grad_norm
+    model.quantile_net.advantage_net[0].weight.register_hook(lambda grad: grad * float("inf"))
+    before = [p.clone() for p in model.quantile_net.parameters()]
+    with pytest.raises(FloatingPointError, match="non-finite gradient"):
+        model.train(gradient_steps=1, batch_size=6)
+    for b, p in zip(before, model.quantile_net.parameters()):
+        th.testing.assert_close(p, b, rtol=0, atol=0)
+
+
 def test_every_qrdqn_argument_and_default():
     ours = inspect.signature(DuelingQRDQN).parameters
     theirs = inspect.signature(QRDQN).parameters
