@@ -15,11 +15,13 @@ DuelingDQN runs its optimizer fused by default (see ``sb3_dueling.policies.with_
 adds SB3 DQN with ``optimizer_kwargs=dict(fused=True)`` as a reference, to show what the rest of the step costs.
 ``--per`` adds DuelingDQN with ``PrioritizedReplayBuffer`` (its ratio to DuelingDQN is the cost of prioritized
 replay). ``--our-loss`` (qrdqn family) adds QRDQN with ``sb3_dueling.quantile_loss.quantile_huber_loss`` in
-place of sb3-contrib's (same values): what the loss alone changes. ``--learning-starts`` replaces the entry's
+place of sb3-contrib's (same values): what the loss alone changes. ``--own-entry`` (qrdqn family) adds
+DuelingQRDQN with the package's own ``dueling_qrdqn.yml`` entry of the env (which may use fewer quantiles):
+what the benchmark grid's DuelingQRDQN runs cost. ``--learning-starts`` replaces the entry's
 (the Zoo's QR-DQN LunarLander entry waits 10k steps before its first gradient step).
 
     python -m benchmarks.speed [--family dqn|qrdqn] [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1]
-                               [--learning-starts N] [--fused-dqn] [--per] [--our-loss]
+                               [--learning-starts N] [--fused-dqn] [--per] [--our-loss] [--own-entry]
 """
 
 import argparse
@@ -55,6 +57,8 @@ FUSED_DQN = "DQN(fused Adam)"
 PER = "DuelingDQN+PER"
 #: QRDQN with this package's quantile Huber loss: what the loss alone changes
 OUR_LOSS = "QRDQN(our loss)"
+#: DuelingQRDQN with its own entry of dueling_qrdqn.yml: what the grid's runs cost
+OWN_ENTRY = "DuelingQRDQN(own entry)"
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,13 @@ class Learner:
     :param variant: A name of ``benchmarks.variants.VARIANTS``
     :param fused_adam: Give its optimizer ``fused=True``
     :param our_loss: Train QRDQN with this package's quantile Huber loss instead of sb3-contrib's
+    :param own_entry: Use the variant's own YAML entry instead of the family baseline's
     """
 
     variant: str
     fused_adam: bool = False
     our_loss: bool = False
+    own_entry: bool = False
 
 
 class Measurement(NamedTuple):
@@ -139,11 +145,10 @@ def measure(
     """One run of :func:`steps_per_second` and the process's peak memory. Meant for a fresh process."""
     th.set_num_threads(threads)
     loss = qrdqn_with_our_loss() if learner.our_loss else contextlib.nullcontext()
+    config = learner.variant if learner.own_entry else config_of
     before = peak_rss_mb()
     with loss:
-        speed = steps_per_second(
-            VARIANTS[learner.variant], env_id, steps, seed, learner.fused_adam, config_of, learning_starts
-        )
+        speed = steps_per_second(VARIANTS[learner.variant], env_id, steps, seed, learner.fused_adam, config, learning_starts)
     return Measurement(speed, peak_rss_mb(), peak_rss_mb() - before)
 
 
@@ -168,10 +173,13 @@ def main() -> None:
     parser.add_argument("--fused-dqn", action="store_true", help="also run SB3 DQN with a fused Adam (dqn family)")
     parser.add_argument("--per", action="store_true", help="also run DuelingDQN with prioritized replay (dqn family)")
     parser.add_argument("--our-loss", action="store_true", help="also run QRDQN with this package's loss (qrdqn family)")
+    parser.add_argument(
+        "--own-entry", action="store_true", help="also run DuelingQRDQN with dueling_qrdqn.yml's entry (qrdqn family)"
+    )
     args = parser.parse_args()
     family = FAMILIES[args.family]
     baseline = family.learners[0]
-    for flag, allowed in (("fused_dqn", "dqn"), ("per", "dqn"), ("our_loss", "qrdqn")):
+    for flag, allowed in (("fused_dqn", "dqn"), ("per", "dqn"), ("our_loss", "qrdqn"), ("own_entry", "qrdqn")):
         if getattr(args, flag) and args.family != allowed:
             parser.error(f"--{flag.replace('_', '-')} needs --family {allowed}")
     learners = {name: Learner(name) for name in family.learners}
@@ -181,6 +189,8 @@ def main() -> None:
         learners[PER] = Learner(PER)
     if args.our_loss:
         learners[OUR_LOSS] = Learner("QRDQN", our_loss=True)
+    if args.own_entry:
+        learners[OWN_ENTRY] = Learner("DuelingQRDQN", own_entry=True)
 
     results: dict[str, list[Measurement]] = {name: [] for name in learners}
     for repeat in range(args.repeats):

@@ -81,6 +81,23 @@ def test_speed_measures_the_quantile_learners_with_the_zoo_qrdqn_entry(learner):
     assert hyperparams["policy_kwargs"]["n_quantiles"] == 170  # the Zoo's entry, not dueling_qrdqn.yml's 50
 
 
+def test_speed_measures_duelingqrdqn_with_its_own_entry_when_asked(monkeypatch):
+    import benchmarks.speed as speed
+
+    seen = []
+    monkeypatch.setattr(speed, "steps_per_second", lambda *args: seen.append(args[5]) or 1.0)
+    measure(Learner("DuelingQRDQN", own_entry=True), "LunarLander-v3", 1, 0, 1, config_of="QRDQN", learning_starts=None)
+    measure(Learner("DuelingQRDQN"), "LunarLander-v3", 1, 0, 1, config_of="QRDQN", learning_starts=None)
+    assert seen == ["DuelingQRDQN", "QRDQN"]
+    n_quantiles = [
+        VARIANTS["DuelingQRDQN"]
+        .hyperparameters("LunarLander-v3", config=VARIANTS[name].config)
+        .kwargs["policy_kwargs"]["n_quantiles"]
+        for name in seen
+    ]
+    assert n_quantiles == [50, 170]
+
+
 def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
     from sb3_contrib.common.utils import quantile_huber_loss
     from sb3_contrib.qrdqn import qrdqn
