@@ -258,8 +258,9 @@ def goals_table(summary: dict[str, Any], candidate: str) -> list[str]:
     overall = summary["overall"]
     if candidate in overall:
         best = max(overall, key=lambda algo: overall[algo][0])
-        verdict = "the best of the grid" if best == candidate else f"below {best}'s {overall[best][0]:.2f}"
-        lines += ["", f"Normalised IQM over all environments: {overall[candidate][0]:.2f}, {verdict}."]
+        # Three decimals: the leaders can be within a rounding of each other
+        verdict = "the best of the grid" if best == candidate else f"below {best}'s {overall[best][0]:.3f}"
+        lines += ["", f"Normalised IQM over all environments: {overall[candidate][0]:.3f}, {verdict}."]
     return [*lines, ""]
 
 
