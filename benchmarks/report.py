@@ -42,6 +42,7 @@ REFERENCE_SCORES = {
 CANDIDATE, BASELINE = "DuelingDQN", "DQN"
 DUELING_ALONE = "DuelingDQN(double_q=False)"
 QUANTILE_CANDIDATE, QUANTILE_BASELINE = "DuelingQRDQN", "QRDQN"
+QUANTILE_DUELING_ALONE = "DuelingQRDQN(double_q=False)"
 # (candidate, baseline) pairs for the probability of improvement; the ablations say how much of a dueling
 # learner's difference to its baseline comes from the dueling network and how much from the Double target
 COMPARISONS = [
@@ -51,7 +52,8 @@ COMPARISONS = [
     ("DuelingDQN+PER", CANDIDATE),
     (QUANTILE_CANDIDATE, QUANTILE_BASELINE),
     (QUANTILE_CANDIDATE, CANDIDATE),
-    ("DuelingQRDQN(double_q=False)", QUANTILE_BASELINE),
+    (QUANTILE_DUELING_ALONE, QUANTILE_BASELINE),
+    (QUANTILE_CANDIDATE, QUANTILE_DUELING_ALONE),
 ]
 # The goals of the benchmark issues for each candidate (IQM of the final return), next to its baseline's IQM
 GOALS = {
