@@ -186,24 +186,26 @@ class DuelingStreams(BasePolicy):
         self.value_net = nn.Sequential(*create_mlp(latent_dim, n_outputs, layers.value, activation_fn))
         self.advantage_net = nn.Sequential(*create_mlp(latent_dim, n_outputs * n_actions, layers.advantage, activation_fn))
 
-    def _latent(self, obs: PyTorchObs) -> th.Tensor:
+    def _latent(self, obs: PyTorchObs, gradient_scale: float | None = None) -> th.Tensor:
         latent = self.shared_net(self.extract_features(obs, self.features_extractor))
         # The two streams' gradients add up in the shared layers; the paper rescales their sum.
-        return scale_gradient(latent, self.shared_gradient_scale)
+        return scale_gradient(latent, self.shared_gradient_scale if gradient_scale is None else gradient_scale)
 
     def _per_quantile(self, outputs: th.Tensor, n_columns: int) -> th.Tensor:
         # (batch, n_quantiles * n_columns) -> (batch, n_quantiles, n_columns); a Q-network's stay as they are
         return outputs.unflatten(-1, (*self.quantile_shape, n_columns))
 
-    def value_and_advantage(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+    def value_and_advantage(self, obs: PyTorchObs, gradient_scale: float | None = None) -> tuple[th.Tensor, th.Tensor]:
         """
         Evaluate the two streams separately.
 
         :param obs: Observation
+        :param gradient_scale: Factor applied to the gradient entering the shared layers in this pass only
+            (default: the network's ``shared_gradient_scale``); the network is left as it is
         :return: V(s) with shape (batch, 1) and A(s, a) with shape (batch, n_actions);
             for quantiles, (batch, n_quantiles, 1) and (batch, n_quantiles, n_actions)
         """
-        latent = self._latent(obs)
+        latent = self._latent(obs, gradient_scale)
         value = self._per_quantile(self.value_net(latent), 1)
         return value, self._per_quantile(self.advantage_net(latent), int(self.action_space.n))
 

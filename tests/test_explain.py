@@ -176,3 +176,20 @@ def test_command_sets_its_threads_and_the_library_does_not(tmp_path, monkeypatch
         "from sb3_dueling.explain import Explanation, explain; print(th.get_num_threads())"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "2\n"
+
+
+@pytest.mark.parametrize("learner", [DuelingDQN, DuelingQRDQN])
+def test_explain_leaves_the_network_as_it_found_it(learner):
+    model = tiny_model(learner, shared_gradient_scale=PAPER_GRADIENT_SCALE)
+    network = dueling_network(model)
+    network.set_training_mode(True)
+    scales_seen = []
+    # What another user of the network (a training step on another thread, a hook) would see during the call
+    hook = network.value_net.register_forward_hook(lambda *_: scales_seen.append(network.shared_gradient_scale))
+    try:
+        explain(model, np.zeros((3, 4)))
+    finally:
+        hook.remove()
+    assert scales_seen == [PAPER_GRADIENT_SCALE]
+    assert network.training and all(module.training for module in network.modules())
+    assert network.shared_gradient_scale == PAPER_GRADIENT_SCALE

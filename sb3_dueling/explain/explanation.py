@@ -81,13 +81,14 @@ def explain(model: BaseAlgorithm, observations: np.ndarray) -> Explanation:
         raise ValueError(f"observations must have shape (batch, {', '.join(map(str, expected))}), got {observations.shape}")
     # Float and leaf, so that autograd reaches the raw observation (the network scales images itself)
     obs = th.as_tensor(observations, dtype=th.float32, device=model.device).requires_grad_(True)
+    # Eval mode for batch norm and dropout, given back as found: explaining a model in training changes nothing
+    was_training = network.training
     network.set_training_mode(False)
-    # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient
-    scale, network.shared_gradient_scale = network.shared_gradient_scale, 1.0
     try:
-        value, advantage = network.value_and_advantage(obs)
+        # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient
+        value, advantage = network.value_and_advantage(obs, gradient_scale=1.0)
     finally:
-        network.shared_gradient_scale = scale
+        network.set_training_mode(was_training)
     q_values = aggregate(value, advantage, network.aggregation)
     if network.quantile_shape:
         # Aggregated per quantile first: with the max aggregation, the mean of theta_i is not the aggregate of the means
