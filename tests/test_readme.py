@@ -26,3 +26,19 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
     # what the snippets promise to leave behind
     assert {"dueling_cartpole.zip", "buffer.pkl", "checkpoints"} <= {path.name for path in tmp_path.iterdir()}
     assert session["model"].num_timesteps == 600  # resumed from the last checkpoint, which ended the run
+
+
+MAKES_A_MODEL = re.compile(r"\b(?:DuelingDQN|DuelingQRDQN|DQN|QRDQN)\(|\bresume_training\(")
+BASH_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
+
+
+def test_what_a_reader_copies_runs_on_one_torch_thread():
+    # On a busy machine torch's default threads make these small networks many times slower (docs/speed.md)
+    text = README.read_text()
+    for snippet in SNIPPET.findall(text):
+        if MAKES_A_MODEL.search(snippet):
+            assert "th.set_num_threads(1)" in snippet, snippet
+    zoo_lines = [line for block in BASH_BLOCK.findall(text) for line in block.splitlines() if "-m rl_zoo3." in line]
+    assert zoo_lines
+    for line in zoo_lines:
+        assert "--num-threads 1" in line, line
