@@ -7,6 +7,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from torch.nn import functional as F
 
+from sb3_dueling.arguments import checked_arguments
 from sb3_dueling.policies import (
     DuelingCnnPolicy,
     DuelingDQNPolicy,
@@ -108,6 +109,7 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
     q_net_target: DuelingQNetwork
     policy: DuelingDQNPolicy
 
+    @checked_arguments
     def __init__(
         self,
         policy: str | type[DuelingDQNPolicy],

@@ -6,6 +6,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 
+from sb3_dueling.arguments import checked_arguments
 from sb3_dueling.policies import aggregate
 from sb3_dueling.quantile_loss import quantile_huber_loss
 from sb3_dueling.quantile_policies import (
@@ -106,6 +107,7 @@ class DuelingQRDQN(DuelingTrainingMixin, QRDQN):
     quantile_net_target: DuelingQuantileNetwork
     policy: DuelingQRDQNPolicy
 
+    @checked_arguments
     def __init__(
         self,
         policy: str | type[DuelingQRDQNPolicy],

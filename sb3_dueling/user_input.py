@@ -7,9 +7,7 @@ Imports neither rl_zoo3 nor Optuna: the benchmarks read the YAML files with it a
 run's peak memory (``rl_zoo3.exp_manager`` alone adds about 40 MB).
 """
 
-import difflib
 import importlib
-import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_dueling.arguments import constructor_arguments, did_you_mean, policy_arguments, unknown_argument
 from sb3_dueling.policies import AGGREGATIONS, DuelingPolicyMixin, parse_net_arch
 from sb3_dueling.quantile_policies import check_n_quantiles
 
@@ -52,12 +51,6 @@ STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 class UsageError(Exception):
     """Bad input on a command line or in a hyperparameter file."""
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` with the closest of ``choices`` to ``word``, or nothing when none is close."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def is_atari(env_id: str) -> bool:
@@ -144,16 +137,12 @@ def check_hyperparams(algo: str, algorithm: type[BaseAlgorithm], keys: Iterable[
     :param keys: The names given
     :param where: Where they were given (``-params``, or a file and entry), for the messages
     """
-    allowed = ZOO_KEYS | constructor_arguments(algorithm, ("env",))
-    policy_arguments = set().union(*(constructor_arguments(policy, ()) for policy in algorithm.policy_aliases.values()))
-    for key in sorted(set(keys) - allowed):
-        if key in policy_arguments:
-            example = f'-params policy_kwargs:"dict({key}=...)"' if where == "-params" else f'policy_kwargs: "dict({key}=...)"'
-            raise UsageError(
-                f"{where}: {key!r} is not a hyperparameter of {algo} but an argument of its policy: "
-                f"give it in policy_kwargs, as in {example}"
-            )
-        raise UsageError(f"{where}: {key!r} is not a hyperparameter of {algo}{did_you_mean(key, allowed)}")
+    allowed = ZOO_KEYS | (constructor_arguments(algorithm, ("env",)) or set())
+    of_policy = set().union(*(policy_arguments(policy) or () for policy in algorithm.policy_aliases.values()))
+    example = '-params policy_kwargs:"dict({key}=...)"' if where == "-params" else 'policy_kwargs: "dict({key}=...)"'
+    problem = unknown_argument(keys, allowed, f"a hyperparameter of {algo}", of_policy, example)
+    if problem is not None:
+        raise UsageError(f"{where}: {problem}")
 
 
 def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any], where: str) -> None:
@@ -181,10 +170,10 @@ def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any
         raise UsageError(f"{where}: policy_kwargs {entry['policy_kwargs']!r} cannot be read: {error}") from error
     if not isinstance(policy_kwargs, dict):
         raise UsageError(f"{where}: policy_kwargs must be a dict, got {policy_kwargs!r}")
-    allowed = constructor_arguments(policy, ("observation_space", "action_space", "lr_schedule"))
-    for key in sorted(set(policy_kwargs) - allowed):
-        hint = did_you_mean(key, allowed)
-        raise UsageError(f"{where}: {key!r} is not an argument of {policy.__name__} in policy_kwargs{hint}")
+    allowed = policy_arguments(policy)
+    problem = unknown_argument(policy_kwargs, allowed or policy_kwargs, f"an argument of {policy.__name__} in policy_kwargs")
+    if problem is not None:
+        raise UsageError(f"{where}: {problem}")
     if issubclass(policy, DuelingPolicyMixin):
         check_dueling_values(policy_kwargs, where)
 
@@ -204,11 +193,6 @@ def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
             check_n_quantiles(policy_kwargs["n_quantiles"])
     except (TypeError, ValueError) as error:
         raise UsageError(f"{where}: policy_kwargs {error}") from error
-
-
-def constructor_arguments(cls: type, excluded: Iterable[str]) -> set[str]:
-    """The public arguments of the constructor of ``cls`` but ``excluded``."""
-    return {name for name in inspect.signature(cls).parameters if name not in excluded and not name.startswith("_")}
 
 
 def check_storage(storage: str) -> None:

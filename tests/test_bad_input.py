@@ -1,5 +1,8 @@
 """Bad input gets a clear error at construction, naming the parameter and what is allowed; SB3's error where SB3 has one."""
 
+import inspect
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
-from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
+from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer
 from sb3_dueling.policies import DuelingQNetwork
 
 
@@ -76,3 +79,36 @@ def test_single_stream_policy_is_refused():
 def test_unknown_policy_alias_lists_the_known_ones():
     with pytest.raises(ValueError, match="Policy DuelingMLPPolicy unknown"):
         DuelingDQN("DuelingMLPPolicy", gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("algo", [DuelingDQN, DuelingQRDQN])
+@pytest.mark.parametrize("key", ["aggregation", "net_arch", "shared_gradient_scale"])
+def test_a_policy_argument_given_to_the_learner_says_to_put_it_in_policy_kwargs(algo, key):
+    message = (
+        f"'{key}' is not an argument of {algo.__name__} but an argument of its policy: "
+        f"give it in policy_kwargs, as in policy_kwargs=dict({key}=...)"
+    )
+    with pytest.raises(TypeError, match=re.escape(message)):
+        algo("MlpPolicy", "CartPole-v1", buffer_size=100, **{key: "max"})
+
+
+@pytest.mark.parametrize("algo, policy", [(DuelingDQN, "DuelingDQNPolicy"), (DuelingQRDQN, "DuelingQRDQNPolicy")])
+def test_a_misspelled_policy_kwargs_key_is_named_with_the_valid_ones(algo, policy):
+    with pytest.raises(TypeError) as error:
+        algo("MlpPolicy", "CartPole-v1", buffer_size=100, policy_kwargs=dict(net_arhc=[64]))
+    assert str(error.value).startswith(
+        f"'net_arhc' is not an argument of {policy} in policy_kwargs (did you mean 'net_arch'?); it takes "
+    )
+    assert "aggregation, " in str(error.value) and "observation_space" not in str(error.value)
+
+
+def test_a_misspelled_learner_argument_is_named():
+    message = "'learning_rat' is not an argument of DuelingDQN (did you mean 'learning_rate'?)"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        DuelingDQN("MlpPolicy", "CartPole-v1", learning_rat=1e-3)
+
+
+def test_the_checked_constructors_keep_their_signatures_and_load():
+    assert "policy_kwargs" in inspect.signature(DuelingQRDQN).parameters
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100, policy_kwargs=dict(net_arch=[8]))
+    assert type(model.policy).__name__ == "DuelingDQNPolicy"
