@@ -1,0 +1,113 @@
+"""
+Noisy networks for exploration (Fortunato et al. 2018, https://arxiv.org/abs/1706.10295): factorised Gaussian
+``NoisyLinear`` layers.
+
+The noise is state that the training loop drives, not a side effect of ``train()`` / ``eval()``: SB3 collects
+experience with the policy in eval mode and keeps the target network in eval mode, so a layer that turned its
+noise off in eval mode would never explore. Here a layer acts with its noise whenever ``noisy`` is set (the
+default), whatever the mode, with the noise drawn by the last :func:`reset_noise`; with ``noisy`` unset (the
+mean network, for deterministic predictions) it uses its mean weights.
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch as th
+from torch import nn
+from torch.nn import functional as F
+
+#: The paper's initial noise scale of factorised noisy layers (Section 3.2)
+SIGMA0 = 0.5
+
+
+def check_sigma0(sigma0: float) -> None:
+    """Raise a clear error for a noise scale that is not a positive, finite number."""
+    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)):
+        raise TypeError(f"sigma0 must be a positive float, got {sigma0!r}")
+    if not (0 < sigma0 < math.inf):
+        raise ValueError(f"sigma0 must be a positive, finite float, got {sigma0!r}")
+
+
+def _scaled_noise(size: int, device: th.device, generator: th.Generator | None) -> th.Tensor:
+    # f(x) = sign(x) sqrt(|x|) of standard normal draws (factorised noise, eq. 11)
+    noise = th.randn(size, device=device, generator=generator)
+    return noise.sign().mul_(noise.abs().sqrt_())
+
+
+class NoisyLinear(nn.Module):
+    """
+    A linear layer y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b with factorised Gaussian noise:
+    eps_w = f(eps_out) f(eps_in)^T, eps_b = f(eps_out), f(x) = sign(x) sqrt(|x|).
+
+    :param in_features: size of each input
+    :param out_features: size of each output
+    :param sigma0: initial noise scale; sigma starts at ``sigma0 / sqrt(in_features)`` (the paper's 0.5)
+    """
+
+    epsilon_in: th.Tensor
+    epsilon_out: th.Tensor
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = SIGMA0) -> None:
+        super().__init__()
+        check_sigma0(sigma0)
+        self.in_features, self.out_features, self.sigma0 = in_features, out_features, sigma0
+        self.weight_mu = nn.Parameter(th.empty(out_features, in_features))
+        self.weight_sigma = nn.Parameter(th.empty(out_features, in_features))
+        self.bias_mu = nn.Parameter(th.empty(out_features))
+        self.bias_sigma = nn.Parameter(th.empty(out_features))
+        # Saved with the weights, so that a saved model acts as it did with the noise it had
+        self.register_buffer("epsilon_in", th.zeros(in_features))
+        self.register_buffer("epsilon_out", th.zeros(out_features))
+        #: Act with the noise (True) or with the mean weights (False); independent of train/eval mode
+        self.noisy = True
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's initialisation of factorised noisy layers (Section 3.2)."""
+        bound = 1 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight_mu, -bound, bound)
+        nn.init.uniform_(self.bias_mu, -bound, bound)
+        nn.init.constant_(self.weight_sigma, self.sigma0 * bound)
+        nn.init.constant_(self.bias_sigma, self.sigma0 * bound)
+
+    def reset_noise(self, generator: th.Generator | None = None) -> None:
+        """Draw new noise (in_features + out_features normal draws)."""
+        device = self.weight_mu.device
+        self.epsilon_in.copy_(_scaled_noise(self.in_features, device, generator))
+        self.epsilon_out.copy_(_scaled_noise(self.out_features, device, generator))
+
+    def forward(self, input: th.Tensor) -> th.Tensor:
+        if not self.noisy:
+            return F.linear(input, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * th.outer(self.epsilon_out, self.epsilon_in)
+        return F.linear(input, weight, self.bias_mu + self.bias_sigma * self.epsilon_out)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"
+
+
+def noisy_layers(module: nn.Module) -> list[NoisyLinear]:
+    """The noisy layers of ``module``."""
+    return [layer for layer in module.modules() if isinstance(layer, NoisyLinear)]
+
+
+def reset_noise(module: nn.Module, generator: th.Generator | None = None) -> None:
+    """Draw new noise for every noisy layer of ``module`` (nothing for a network without one)."""
+    with th.no_grad():
+        for layer in noisy_layers(module):
+            layer.reset_noise(generator)
+
+
+@contextmanager
+def mean_network(module: nn.Module) -> Iterator[None]:
+    """Within the block, every noisy layer of ``module`` uses its mean weights; as it was after."""
+    layers = noisy_layers(module)
+    states = [layer.noisy for layer in layers]
+    for layer in layers:
+        layer.noisy = False
+    try:
+        yield
+    finally:
+        for layer, state in zip(layers, states):
+            layer.noisy = state
