@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pickle
+import random
 import shutil
 import subprocess
 import sys
@@ -415,6 +416,23 @@ def test_opening_a_database_gives_up_with_the_database_error(monkeypatch):
     assert len(calls) == 3
     with pytest.raises(ValueError, match="attempts must be at least 1"):
         open_database_storage("sqlite:///unused.db", attempts=0)
+
+
+def test_opening_a_database_leaves_the_global_random_state_alone(monkeypatch):
+    calls = []
+
+    def storage_that_races_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key"))
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage_that_races_once)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    random.seed(1234)
+    state = random.getstate()
+    assert open_database_storage("sqlite:///unused.db") == "storage" and len(calls) == 2  # it paused once
+    assert random.getstate() == state  # the pause drew from its own generator
 
 
 @needs_postgres

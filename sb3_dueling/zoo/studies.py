@@ -40,11 +40,12 @@ def open_database_storage(
             url, heartbeat_interval=heartbeat_interval, grace_period=GRACE_FACTOR * heartbeat_interval
         )
 
+    pauses = random.Random()  # its own: drawing from the global generator would change the user's random numbers
     for attempt in range(1, attempts):
         try:
             return open_storage()
         except (IntegrityError, ProgrammingError):
-            time.sleep(random.uniform(0.1, 0.5) * attempt)
+            time.sleep(pauses.uniform(0.1, 0.5) * attempt)
     return open_storage()  # the last try: its error, if any, is the database's own
 
 
