@@ -8,6 +8,9 @@ run's peak memory (``rl_zoo3.exp_manager`` alone adds about 40 MB).
 """
 
 import importlib
+import inspect
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,10 @@ ZOO_KEYS = {
     "noise_type",
     "noise_std",
 }
+#: The Zoo's schedules: a number, or a string ``lin_<initial value>``, a linear schedule from it to 0
+ZOO_SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+#: Values that the Zoo evaluates as Python when they are strings
+ZOO_EVALUATED = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
@@ -71,12 +78,26 @@ def read_hyperparams_entry(config: Path, env_id: str) -> tuple[str, dict[str, An
     """
     import yaml  # the zoo extra's
 
-    entries = yaml.safe_load(config.read_text()) or {}
+    try:
+        entries = yaml.safe_load(config.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UsageError(f"{config} is not valid YAML: {yaml_problem(error)}") from error
+    if not isinstance(entries, dict):
+        raise UsageError(f"{config} must map env ids to hyperparameter entries, got a {type(entries).__name__}")
     fallback = "atari" if is_atari(env_id) else "default"
     for name in (env_id, fallback):
         if name in entries:
+            if not isinstance(entries[name], dict):
+                raise UsageError(f"{config}, entry {name!r} must be a mapping of hyperparameters, got {entries[name]!r}")
             return name, dict(entries[name])
     raise UsageError(f"{config} has no entry for {env_id!r} and no {fallback!r} entry")
+
+
+def yaml_problem(error: Exception) -> str:
+    """What PyYAML found wrong, and where (its own message spans several lines, with a copy of the line)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return problem if mark is None else f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def evaluate_as_zoo(value: Any) -> Any:
@@ -143,6 +164,64 @@ def check_hyperparams(algo: str, algorithm: type[BaseAlgorithm], keys: Iterable[
     problem = unknown_argument(keys, allowed, f"a hyperparameter of {algo}", of_policy, example)
     if problem is not None:
         raise UsageError(f"{where}: {problem}")
+
+
+def check_hyperparam_values(algo: str, algorithm: type[BaseAlgorithm], hyperparams: dict[str, Any], where: str) -> None:
+    """
+    Check the values of hyperparameters against the types of the algorithm's constructor, as the Zoo
+    passes them: a schedule such as ``learning_rate`` may also be the Zoo's ``lin_<initial value>``, and the
+    values the Zoo evaluates as Python (``policy_kwargs``...) may be strings.
+
+    :param algo: The algorithm's name for the Zoo (``dueling_dqn``), for the messages
+    :param algorithm: Its class
+    :param hyperparams: The hyperparameters (a YAML entry, or the evaluated ``-params``)
+    :param where: Where they were given, for the messages
+    """
+    # The annotations as objects (typing.get_type_hints fails on SB3's forward references): a string is not checked
+    parameters = inspect.signature(algorithm).parameters.values()
+    hints = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
+    for key, value in hyperparams.items():
+        if key in ZOO_SCHEDULES and isinstance(value, str):
+            prefix, _, initial = value.partition("_")
+            if prefix != "lin" or not is_float(initial):
+                raise UsageError(
+                    f"{where}: {key} must be a number or 'lin_<initial value>' (a linear schedule to 0, "
+                    f"as in lin_0.001), got {value!r}{yaml_float_hint(value)}"
+                )
+        elif key not in ZOO_EVALUATED and key in hints:
+            classes = accepted_types(hints[key])
+            if classes is not None and not is_instance(value, classes):
+                names = " or ".join("None" if cls is type(None) else cls.__name__ for cls in classes)
+                raise UsageError(f"{where}: {key} must be {names}, got {value!r}{yaml_float_hint(value)}")
+
+
+def accepted_types(annotation: Any) -> tuple[type, ...] | None:
+    """The classes of an annotation (``int | tuple[int, str]``: int, tuple); ``None`` when it is not only classes."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    classes = tuple(typing.get_origin(member) or member for member in (typing.get_args(annotation) if union else [annotation]))
+    return classes if all(isinstance(cls, type) for cls in classes) else None
+
+
+def is_instance(value: Any, classes: tuple[type, ...]) -> bool:
+    """Whether ``value`` is of ``classes`` as YAML writes them: a float may be an int, a tuple a list; a bool is no int."""
+    if isinstance(value, bool):
+        return bool in classes
+    return isinstance(value, (*classes, *((int,) if float in classes else ()), *((list,) if tuple in classes else ())))
+
+
+def is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def yaml_float_hint(value: Any) -> str:
+    """A hint for a number in exponent notation without a dot, which YAML reads as a string (``1e-4``)."""
+    if isinstance(value, str) and is_float(value) and "e" in value.lower() and "." not in value:
+        return f" (YAML reads {value} as a string: write {value.lower().replace('e', '.0e', 1)})"
+    return ""
 
 
 def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any], where: str) -> None:

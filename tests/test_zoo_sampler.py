@@ -26,6 +26,7 @@ from sb3_dueling.user_input import (
     DUELING_QRDQN_CONFIG,
     QRDQN_CONFIG,
     UsageError,
+    check_hyperparam_values,
     check_hyperparams,
     check_policy,
     did_you_mean,
@@ -129,6 +130,7 @@ def test_every_shipped_entry_passes_the_checks(config, algorithm):
     assert {"default", "atari", "CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0"} <= set(entries)
     for name, entry in entries.items():
         check_hyperparams("algo", algorithm, set(entry), name)
+        check_hyperparam_values("algo", algorithm, entry, name)
         check_policy("algo", algorithm, entry, name)
     assert entries["atari"]["policy"] == "DuelingNatureCnnPolicy" and entries["atari"]["frame_stack"] == 4
 
@@ -222,3 +224,51 @@ def test_bad_quantile_policies_are_named(policy_kwargs, message):
         check_policy("dueling_qrdqn", DuelingQRDQN, {"policy": "MlpPolicy", "policy_kwargs": policy_kwargs}, "here")
     assert str(error.value).startswith(message)
     check_policy("dueling_qrdqn", DuelingQRDQN, {"policy_kwargs": "dict(n_quantiles=5, aggregation='max')"}, "here")
+
+
+def zoo_file(folder: Path, text: str) -> str:
+    path = folder / "mine.yml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["-conf", "CartPole-v1:\n  policy: [\n"],
+            "mine.yml is not valid YAML: expected the node content, but found '<stream end>' (line 3",
+        ),
+        (
+            ["-conf", "CartPole-v1:\n  gamma: 0.9\n   batch_size: 8\n"],
+            "not valid YAML: mapping values are not allowed here",
+        ),
+        (["-conf", "- CartPole-v1\n"], "mine.yml must map env ids to hyperparameter entries, got a list"),
+        (["-conf", "CartPole-v1: 0.99\n"], "mine.yml, entry 'CartPole-v1' must be a mapping of hyperparameters, got 0.99"),
+        (["-conf", "CartPole-v1:\n  learning_rate: fast\n"], "learning_rate must be a number or 'lin_<initial value>'"),
+        (["-conf", "CartPole-v1:\n  learning_rate: lin_fast\n"], "entry 'CartPole-v1': learning_rate must be a number or"),
+        (["-conf", "CartPole-v1:\n  learning_rate: 1e-4\n"], "got '1e-4' (YAML reads 1e-4 as a string: write 1.0e-4)"),
+        (
+            ["-conf", "CartPole-v1:\n  exploration_fraction: a\n"],
+            "'CartPole-v1': exploration_fraction must be float, got 'a'",
+        ),
+        (["-conf", "CartPole-v1:\n  batch_size: 32.5\n"], "batch_size must be int, got 32.5"),
+        (["-conf", "CartPole-v1:\n  double_q: 1\n"], "double_q must be bool, got 1"),
+        (["-params", "exploration_fraction:'a'"], "-params: exploration_fraction must be float, got 'a'"),
+        (["-params", "gamma:[0.9]"], "-params: gamma must be float, got [0.9]"),
+        (["-params", "learning_rate:'lin_fast'"], "-params: learning_rate must be a number or 'lin_<initial value>'"),
+        (["-params", "exploration_fraction:a"], "-params exploration_fraction:a: name 'a' is not defined"),
+    ],
+)
+def test_a_bad_hyperparameter_file_or_value_is_named(tmp_path, capsys, args, message):
+    if args[0] == "-conf":
+        args = ["-conf", zoo_file(tmp_path, args[1])]
+    assert main(["train", "--env", "CartPole-v1", "-f", str(tmp_path / "logs"), "-n", "100", *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and "Traceback" not in error
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("value", ["lin_0.001", "lin_1e-4", 0.001, 1])
+def test_good_learning_rates_pass(value):
+    check_hyperparam_values("dueling_dqn", DuelingDQN, {"learning_rate": value, "train_freq": [4, "step"]}, "here")

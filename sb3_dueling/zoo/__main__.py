@@ -38,6 +38,7 @@ from sb3_dueling.user_input import (
     UsageError,
     check_discrete_actions,
     check_env_id,
+    check_hyperparam_values,
     check_hyperparams,
     check_policy,
     check_storage,
@@ -174,11 +175,13 @@ def prepare_train(args: list[str]) -> list[str]:
         if not config.is_file():
             raise UsageError(f"-conf {str(config)!r}: no such file")
         name, entry = read_hyperparams_entry(config, known.env)
-        check_hyperparams(algo, algorithm, entry, f"{config}, entry {name!r}")
-        check_policy(algo, algorithm, entry, f"{config}, entry {name!r}")
-    params = dict(item.partition(":")[::2] for item in known.hyperparams)
-    check_hyperparams(algo, algorithm, params, "-params")
-    policy_params = {key: zoo_value("-params", key, params[key]) for key in ("policy", "policy_kwargs") if key in params}
+        for check in (check_hyperparams, check_hyperparam_values, check_policy):
+            check(algo, algorithm, entry, f"{config}, entry {name!r}")
+    texts = dict(item.partition(":")[::2] for item in known.hyperparams)
+    check_hyperparams(algo, algorithm, texts, "-params")
+    params = {key: zoo_value("-params", key, text) for key, text in texts.items()}
+    check_hyperparam_values(algo, algorithm, params, "-params")
+    policy_params = {key: params[key] for key in ("policy", "policy_kwargs") if key in params}
     if policy_params:
         check_policy(algo, algorithm, {**entry, **policy_params}, "-params")
     if algo in DISCRETE_ALGOS:
