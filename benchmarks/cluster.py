@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import cloudpickle
 from tqdm import tqdm
@@ -30,6 +31,8 @@ OBJECT_STORE_BYTES = 200 * 1024**2
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: The benchmark code, shipped to every node so that a node runs the driver's version of it
 BENCHMARKS = Path(__file__).parent
+#: Seconds to wait for a cluster's head to answer before saying that there is none (Ray would retry for minutes)
+CONNECT_SECONDS = 5.0
 
 
 def import_ray() -> Any:
@@ -39,6 +42,23 @@ def import_ray() -> Any:
     except ImportError as error:
         raise ImportError('the benchmark grid runs on Ray: pip install -e ".[cluster]"') from error
     return ray
+
+
+def check_address(address: str) -> None:
+    """
+    Raise a ConnectionError unless something answers at a cluster address ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    within :data:`CONNECT_SECONDS`; other addresses (``auto``) are left to Ray, which finds the cluster itself.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"no Ray cluster at {address} ({error.strerror or error}): start one there with `ray start --head "
+            f"--port {port}`, or leave out --address to run on this machine"
+        ) from error
 
 
 @contextmanager
@@ -53,20 +73,20 @@ def ray_session(address: str | None, workers: int) -> Iterator[None]:
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if address is None:
-        os.environ.setdefault(LOOPBACK_ONLY, "0")
-    ray = import_ray()
-    own_instance = dict(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES) if address is None else {}
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        runtime_env={"py_modules": [str(BENCHMARKS)], "excludes": ["results/"]},
-        **own_instance,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    loopback_only = {LOOPBACK_ONLY: "0"} if address is None and LOOPBACK_ONLY not in os.environ else {}
+    with mock.patch.dict(os.environ, loopback_only):  # this process's environment is as it was after the block
+        ray = import_ray()
+        own_instance = dict(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES) if address is None else {}
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            runtime_env={"py_modules": [str(BENCHMARKS)], "excludes": ["results/"]},
+            **own_instance,
+        )
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 def _on_worker(work_and_item: bytes) -> Result:

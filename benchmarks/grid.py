@@ -17,7 +17,22 @@ run has its file and is skipped on the next call; a killed run has none (files a
 temporary name and renamed) and is run again, and so is a run whose YAML entry has changed since
 (each file records the hyperparameters it was run with). A run that fails on a worker (an exception,
 its worker killed, its node lost) is reported and tried again ``--retries`` times, while the others go on.
+
+A result file also records the settings it was made with (budget, evaluation frequency and episodes): a run
+with other ``--steps``, ``--eval-freq`` or ``--eval-episodes`` is another experiment, and the grid stops
+rather than overwrite its result (give those settings a ``--results`` folder of their own). Two grids on one
+folder share the work: each run in flight has a lock file that its driver holds (``flock``; the kernel frees
+it when the driver ends, however it ends), and a grid skips the runs another one is running.
+
+Run it from the repository's root (``python -m benchmarks.grid``), or by path from anywhere
+(``python path/to/benchmarks/grid.py``).
 """
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run by path: import the benchmarks as from the repository's root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import json
@@ -25,16 +40,18 @@ import os
 import resource
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.cluster import ray_session, run_all
+from benchmarks.arguments import fraction, non_negative_int, positive_int
+from benchmarks.cluster import check_address, ray_session, run_all
+from benchmarks.locks import try_lock
 from benchmarks.variants import VARIANTS, read_schedules
 from sb3_dueling.checkpoints.atomic_files import write_json_atomically
 
@@ -71,23 +88,74 @@ def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int])
     return [Run(algo, env, seed) for env in envs for seed in seeds for algo in algos]
 
 
+@dataclass(frozen=True)
+class Settings:
+    """
+    What a run's result depends on besides its algorithm, env, seed and hyperparameters.
+
+    :param steps: The env steps of every run; ``None``: each env's budget in ``BUDGETS``
+    :param eval_freq: Env steps between two evaluations
+    :param eval_episodes: Episodes per evaluation
+    """
+
+    steps: int | None = None
+    eval_freq: int = 5000
+    eval_episodes: int = 10
+
+    def budget(self, env: str) -> int:
+        return self.steps or BUDGETS[env]
+
+    def of(self, run: Run) -> dict[str, int]:
+        """The settings as the run's result file records them."""
+        return {"budget": self.budget(run.env), "eval_freq": self.eval_freq, "eval_episodes": self.eval_episodes}
+
+
 def hyperparameters(run: Run) -> dict[str, Any]:
     """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
     return VARIANTS[run.algo].hyperparameters(run.env).kwargs
 
 
-def is_current(run: Run, results: Path) -> bool:
-    """Whether the run has a result file, written with the hyperparameters its YAML file has now."""
+def recorded_hyperparameters(run: Run) -> dict[str, str]:
+    """The run's hyperparameters as its result file records them (as written in the YAML file: ``lin_1e-3``)."""
+    return {key: repr(value) for key, value in hyperparameters(run).items()}
+
+
+def read_result(run: Run, results: Path) -> dict[str, Any] | None:
     path = run.path(results)
-    if not path.exists():
-        return False
-    recorded = json.loads(path.read_text()).get("hyperparams")
-    return recorded == {key: repr(value) for key, value in hyperparameters(run).items()}
+    return json.loads(path.read_text()) if path.exists() else None
 
 
-def pending(runs: Iterable[Run], results: Path) -> list[Run]:
+def has_current_hyperparameters(record: dict[str, Any], run: Run) -> bool:
+    """Whether a result was made with the hyperparameters the run's YAML file has now."""
+    return record.get("hyperparams") == recorded_hyperparameters(run)
+
+
+def made_with(record: dict[str, Any], settings: dict[str, int]) -> bool:
+    """Whether a result was made with these settings (as :meth:`Settings.of` gives them)."""
+    return {key: record.get(key) for key in settings} == settings
+
+
+def describe(record: dict[str, Any], keys: Iterable[str] | None = None) -> str:
+    """Settings as a user reads them: ``budget 50000, eval_freq 5000, eval_episodes 10``."""
+    return ", ".join(f"{key} {record.get(key, 'not recorded')}" for key in keys or record)
+
+
+def is_current(run: Run, results: Path, settings: Settings) -> bool:
+    """Whether the run has a result file made with these settings and the hyperparameters its YAML file has now."""
+    record = read_result(run, results)
+    return record is not None and made_with(record, settings.of(run)) and has_current_hyperparameters(record, run)
+
+
+def pending(runs: Iterable[Run], results: Path, settings: Settings) -> list[Run]:
     """The runs without a current result file: never run, killed, or run before their YAML entry changed."""
-    return [run for run in runs if not is_current(run, results)]
+    return [run for run in runs if not is_current(run, results, settings)]
+
+
+def made_with_other_settings(runs: Iterable[Run], results: Path, settings: Settings) -> list[Run]:
+    """The runs whose result file was made with other settings: another experiment's, which the grid keeps."""
+    return [
+        run for run in runs if (record := read_result(run, results)) is not None and not made_with(record, settings.of(run))
+    ]
 
 
 class RecordingEvalCallback(EvalCallback):
@@ -107,15 +175,13 @@ class RecordingEvalCallback(EvalCallback):
         return result
 
 
-def execute(run: Run, eval_freq: int, eval_episodes: int, steps: int | None = None) -> dict[str, Any]:
+def execute(run: Run, settings: Settings) -> dict[str, Any]:
     """Train and evaluate one run: the content of its result file. Meant for a fresh process."""
     th.set_num_threads(1)
-    hyperparams = hyperparameters(run)
-    recorded = {key: repr(value) for key, value in hyperparams.items()}  # before QRDQN adds to policy_kwargs
-    budget = steps or BUDGETS[run.env]
-    model = VARIANTS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparams))
+    budget = settings.budget(run.env)
+    model = VARIANTS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparameters(run)))
     eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
-    callback = RecordingEvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, verbose=0)
+    callback = RecordingEvalCallback(eval_env, eval_freq=settings.eval_freq, n_eval_episodes=settings.eval_episodes, verbose=0)
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)
     train_seconds = time.perf_counter() - start - callback.eval_seconds
@@ -123,15 +189,13 @@ def execute(run: Run, eval_freq: int, eval_episodes: int, steps: int | None = No
     timesteps, returns = zip(*[(step, value) for step, value in callback.curve if step <= budget], strict=True)
     return {
         **asdict(run),
-        "budget": budget,
+        **settings.of(run),
         "timesteps": list(timesteps),
         "eval_returns": list(returns),
         "final_return": returns[-1],
         "steps_per_second": model.num_timesteps / train_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "eval_freq": eval_freq,
-        "eval_episodes": eval_episodes,
-        "hyperparams": recorded,
+        "hyperparams": recorded_hyperparameters(run),
     }
 
 
@@ -140,37 +204,73 @@ def wants_gpu(run: Run) -> bool:
     return str(hyperparameters(run).get("device", "cpu")).startswith("cuda")
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments() -> argparse.ArgumentParser:
+    defaults = Settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runs in parallel on this machine")
+    parser.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="runs in parallel on this machine")
     parser.add_argument("--address", help="a Ray cluster: 'auto' on one of its nodes, or the head's HOST:PORT")
-    parser.add_argument("--retries", type=int, default=2, help="attempts after the first for a run that fails")
-    parser.add_argument("--gpu-share", type=float, default=0.25, help="of a GPU, for a run that asks for one")
-    parser.add_argument("--eval-freq", type=int, default=5000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=None, help="override every budget (for quick checks)")
+    parser.add_argument("--retries", type=non_negative_int, default=2, help="attempts after the first for a run that fails")
+    parser.add_argument("--gpu-share", type=fraction, default=0.25, help="of a GPU, for a run that asks for one")
+    parser.add_argument("--eval-freq", type=positive_int, default=defaults.eval_freq)
+    parser.add_argument("--eval-episodes", type=positive_int, default=defaults.eval_episodes)
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="override every budget (quick checks)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments()
     args = parser.parse_args(argv)
+    settings = Settings(args.steps, args.eval_freq, args.eval_episodes)
+    # What no run can use fails here, in seconds, rather than on every worker after Ray has started
+    shortest = min(args.envs, key=settings.budget)
+    if args.eval_freq > settings.budget(shortest):
+        parser.error(
+            f"--eval-freq {args.eval_freq} is more than the budget of {shortest} ({settings.budget(shortest)} steps):"
+            " its runs would end before their first evaluation"
+        )
+    if args.results.exists() and not args.results.is_dir():
+        parser.error(f"--results: {args.results} is a file, not a folder")
+    if args.address is not None:
+        try:
+            check_address(args.address)
+        except ConnectionError as error:
+            parser.error(f"--address: {error}")
 
     runs = expand_grid(args.algos, args.envs, range(args.seeds))
-    todo = pending(runs, args.results)
-    where = args.address or f"{args.workers} workers on this machine"
-    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} finished, {len(todo)} to run on {where}")
-    if not todo:
-        return
-    work = partial(execute, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, steps=args.steps)
-    with ray_session(args.address, args.workers):
-        failed = run_all(
-            work,
-            todo,
-            on_result=lambda run, result: write_json_atomically(result, run.path(args.results)),
-            retries=args.retries,
-            wants_gpu=wants_gpu,
-            gpu_share=args.gpu_share,
-        )
+    with ExitStack() as held:
+        candidates = pending(runs, args.results, settings)
+        busy = [run for run in candidates if not try_lock(run.path(args.results), held)]
+        mine = [run for run in candidates if run not in busy]
+        other = made_with_other_settings(mine, args.results, settings)
+        if other:
+            recorded = read_result(other[0], args.results) or {}
+            parser.error(
+                f"--results: {args.results} has results of {len(other)} of these runs made with other settings "
+                f"({other[0].path(args.results).relative_to(args.results)}: {describe(recorded, settings.of(other[0]))};"
+                f" asked for: {describe(settings.of(other[0]))}). They are kept: give these settings a folder of their"
+                " own with --results"
+            )
+        todo = pending(mine, args.results, settings)  # again, now locked: another grid may have finished some
+        where = args.address or f"{args.workers} workers on this machine"
+        print(f"{len(runs)} runs in the grid, {len(runs) - len(todo) - len(busy)} finished, {len(todo)} to run on {where}")
+        if busy:
+            print(f"{len(busy)} runs skipped: another process is running them now ({', '.join(map(str, busy))})")
+        if not todo:
+            return
+        work = partial(execute, settings=settings)
+        with ray_session(args.address, args.workers):
+            failed = run_all(
+                work,
+                todo,
+                on_result=lambda run, result: write_json_atomically(result, run.path(args.results)),
+                retries=args.retries,
+                wants_gpu=wants_gpu,
+                gpu_share=args.gpu_share,
+            )
     if failed:
         raise SystemExit(f"{len(failed)} runs failed on every attempt (the same command runs them again): {failed}")
 

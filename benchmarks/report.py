@@ -3,6 +3,8 @@ Statistics, plots and ``docs/benchmark.md`` from the result files of ``benchmark
 
     python -m benchmarks.report [--results benchmarks/results] [--docs docs] [--reps 2000]
 
+(from the repository's root; or by path from anywhere: ``python path/to/benchmarks/report.py``)
+
 All statistics are rliable's (Agarwal et al. 2021): the interquartile mean (IQM) of the final
 evaluation returns with 95% stratified-bootstrap confidence intervals, per environment and over
 all environments (returns normalised by a random policy's and the goal's score), the probability
@@ -14,22 +16,25 @@ files written with other hyperparameters than the YAML files have now are left o
 report).
 """
 
+import sys
+from pathlib import Path
+
+if not __package__:  # run by path: import the benchmarks as from the repository's root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import argparse
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from rliable import library as rly
 from rliable import metrics
 
-from benchmarks.grid import RESULTS, Run, is_current
+from benchmarks.arguments import positive_int
+from benchmarks.grid import RESULTS, Run, has_current_hyperparameters
 
 DOCS = Path(__file__).parents[1] / "docs"
 # (score of a uniformly random policy, goal of the benchmark issue): normalised = (x - random) / (goal - random)
@@ -72,7 +77,7 @@ def load_results(results: Path) -> tuple[Records, list[Path]]:
     stale = []
     for path in sorted(results.glob("*/*/seed_*.json")):
         record = json.loads(path.read_text())
-        if is_current(Run(record["algo"], record["env"], record["seed"]), results):
+        if has_current_hyperparameters(record, Run(record["algo"], record["env"], record["seed"])):
             records[record["env"]][record["algo"]].append(record)
         else:
             stale.append(path)
@@ -180,7 +185,9 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     colors = {algo: f"C{i}" for i, algo in enumerate(summary["algos"])}
     envs = summary["envs"]
 
-    figure, axes = plt.subplots(1, len(envs), figsize=(max(4.2 * len(envs), 8.0), 4.2), squeeze=False)
+    # Figures of their own, drawn by Agg whatever pyplot's backend is: no windows, no global state
+    figure = Figure(figsize=(max(4.2 * len(envs), 8.0), 4.2))
+    axes = figure.subplots(1, len(envs), squeeze=False)
     for ax, env in zip(axes[0], envs):
         curve = summary["curves"][env]
         for algo, points in curve["iqm"].items():
@@ -200,10 +207,10 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     paths = {"curves": images / "learning_curves.png"}
     figure.savefig(paths["curves"], dpi=110)
-    plt.close(figure)
 
     rows = [*envs, "all (normalised)"] if summary["overall"] else envs
-    figure, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 0.5 + 0.45 * len(summary["algos"])), squeeze=False)
+    figure = Figure(figsize=(3.6 * len(rows), 0.5 + 0.45 * len(summary["algos"])))
+    axes = figure.subplots(1, len(rows), squeeze=False)
     for ax, row in zip(axes[0], rows):
         table = summary["overall"] if row == "all (normalised)" else summary["per_env"][row]
         names = [algo for algo in summary["algos"] if algo in table]
@@ -218,7 +225,6 @@ def plot(summary: dict[str, Any], images: Path) -> dict[str, Path]:
     figure.tight_layout()
     paths["iqm"] = images / "final_iqm.png"
     figure.savefig(paths["iqm"], dpi=110)
-    plt.close(figure)
     return paths
 
 
@@ -413,7 +419,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--docs", type=Path, default=DOCS)
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
+    parser.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replications")
     args = parser.parse_args()
     records, stale = load_results(args.results)
     if not records:

@@ -25,9 +25,6 @@ def zoo_folder() -> Path:
     return Path(spec.origin).parent / "hyperparams"
 
 
-ZOO_FOLDER = zoo_folder()
-
-
 class Hyperparameters(NamedTuple):
     """An entry of a Zoo hyperparameter file, split into what the Zoo and what the algorithm takes."""
 
@@ -75,13 +72,19 @@ class Variant:
     An algorithm as benchmarked.
 
     :param cls: The algorithm
-    :param config: Its YAML file of hyperparameters
+    :param file: Its YAML file of hyperparameters: a path, or the name of one of the RL Zoo's files (``dqn.yml``),
+        found when it is read (the Zoo is needed only by the variants that read its files)
     :param kwargs: What the variant changes in them
     """
 
     cls: type[BaseAlgorithm]
-    config: Path
+    file: Path | str
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        """The YAML file."""
+        return self.file if isinstance(self.file, Path) else zoo_folder() / self.file
 
     def hyperparameters(self, env_id: str, config: Path | None = None) -> Hyperparameters:
         """The entry for ``env_id`` of ``config`` (default: the variant's own file), with the variant's changes."""
@@ -93,8 +96,8 @@ VARIANTS = {
     "DuelingDQN": Variant(DuelingDQN, DUELING_DQN_CONFIG),
     "DuelingDQN(double_q=False)": Variant(DuelingDQN, DUELING_DQN_CONFIG, {"double_q": False}),
     "DuelingDQN+PER": Variant(DuelingDQN, DUELING_DQN_CONFIG, {"replay_buffer_class": PrioritizedReplayBuffer}),
-    "DQN": Variant(DQN, ZOO_FOLDER / "dqn.yml"),
-    "QRDQN": Variant(QRDQN, ZOO_FOLDER / "qrdqn.yml"),
+    "DQN": Variant(DQN, "dqn.yml"),
+    "QRDQN": Variant(QRDQN, "qrdqn.yml"),
     "DuelingQRDQN": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG),
     # The dueling quantile network alone, with QR-DQN's own target
     "DuelingQRDQN(double_q=False)": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG, {"double_q": False}),

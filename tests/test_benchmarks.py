@@ -12,11 +12,16 @@ import torch as th
 from benchmarks import atari
 from benchmarks.grid import (
     BUDGETS,
+    RESULTS,
     Run,
+    Settings,
     execute,
     expand_grid,
-    hyperparameters,
+    has_current_hyperparameters,
+    made_with_other_settings,
+    main,
     pending,
+    recorded_hyperparameters,
     write_json_atomically,
 )
 from benchmarks.report import atari_section, load_atari_results, load_results, plot, summarise, write_report
@@ -30,7 +35,7 @@ from benchmarks.speed import (
     steps_per_second,
     with_fused_adam,
 )
-from benchmarks.variants import VARIANTS, ZOO_FOLDER, Variant, load_hyperparameters, read_schedules
+from benchmarks.variants import VARIANTS, Variant, load_hyperparameters, read_schedules, zoo_folder
 from sb3_dueling import DuelingDQN
 from sb3_dueling.user_input import DUELING_DQN_CONFIG
 
@@ -52,7 +57,7 @@ def test_every_algorithm_has_hyperparameters_for_every_env():
             assert policy == "MlpPolicy" and n_timesteps == BUDGETS[env]
             assert "policy" not in hyperparams and isinstance(hyperparams.get("policy_kwargs", {}), dict)
             assert hyperparams.items() >= variant.kwargs.items()
-    assert load_hyperparameters(ZOO_FOLDER / "qrdqn.yml", "CartPole-v1").kwargs["policy_kwargs"]["n_quantiles"] == 10
+    assert load_hyperparameters(zoo_folder() / "qrdqn.yml", "CartPole-v1").kwargs["policy_kwargs"]["n_quantiles"] == 10
     assert load_hyperparameters(DUELING_DQN_CONFIG, "CartPole-v1").kwargs["learning_rate"] == 1e-3
 
 
@@ -109,33 +114,84 @@ def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
     assert qrdqn.quantile_huber_loss is quantile_huber_loss
 
 
+#: Settings of a quick run
+QUICK = Settings(steps=300, eval_freq=150, eval_episodes=2)
+
+
+def result_made_with(run: Run, settings: Settings, **changes: str) -> dict:
+    """The fields of a result file that tell whether it is current, without training."""
+    return {**settings.of(run), "hyperparams": {**recorded_hyperparameters(run), **changes}}
+
+
 def test_resume_skips_finished_runs_and_redoes_killed_ones(tmp_path):
     runs = expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1"], range(2))
-    write_json_atomically({"hyperparams": {k: repr(v) for k, v in hyperparameters(runs[0]).items()}}, runs[0].path(tmp_path))
+    write_json_atomically(result_made_with(runs[0], QUICK), runs[0].path(tmp_path))
     killed = runs[1].path(tmp_path)
     killed.parent.mkdir(parents=True, exist_ok=True)
     killed.with_name(f".{killed.name}.123.tmp").write_text('{"half')  # a run killed while writing
-    assert pending(runs, tmp_path) == runs[1:]
+    assert pending(runs, tmp_path, QUICK) == runs[1:]
 
 
 def test_a_result_from_other_hyperparameters_is_redone(tmp_path):
     run = Run("DuelingDQN", "CartPole-v1", 0)
-    recorded = {key: repr(value) for key, value in hyperparameters(run).items()}
-    write_json_atomically({"hyperparams": {**recorded, "learning_rate": "0.5"}}, run.path(tmp_path))
-    assert pending([run], tmp_path) == [run]
-    write_json_atomically({"hyperparams": recorded}, run.path(tmp_path))
-    assert pending([run], tmp_path) == []
+    write_json_atomically(result_made_with(run, QUICK, learning_rate="0.5"), run.path(tmp_path))
+    assert pending([run], tmp_path, QUICK) == [run]
+    write_json_atomically(result_made_with(run, QUICK), run.path(tmp_path))
+    assert pending([run], tmp_path, QUICK) == []
+
+
+@pytest.mark.parametrize(
+    "made_with, asked_for",
+    [
+        (Settings(), QUICK),  # the committed results are no quick check's
+        (QUICK, Settings()),  # nor is a quick check the grid's result
+        (QUICK, Settings(steps=300, eval_freq=100, eval_episodes=2)),
+        (QUICK, Settings(steps=300, eval_freq=150, eval_episodes=5)),
+    ],
+)
+def test_a_result_made_with_other_settings_is_not_current(made_with, asked_for, tmp_path):
+    run = Run("DQN", "CartPole-v1", 0)
+    write_json_atomically(result_made_with(run, made_with), run.path(tmp_path))
+    assert pending([run], tmp_path, made_with) == [] and pending([run], tmp_path, asked_for) == [run]
+    assert pending([run], tmp_path, Settings(steps=BUDGETS["CartPole-v1"])) == pending([run], tmp_path, Settings())
+
+
+def test_the_committed_results_are_current_for_the_default_settings():
+    # every committed file records the settings it was made with (budget, eval_freq, eval_episodes)
+    records = [json.loads(path.read_text()) for path in RESULTS.glob("*/*/seed_*.json")]
+    runs = [Run(record["algo"], record["env"], record["seed"]) for record in records]
+    assert len(runs) >= len(VARIANTS) * len(BUDGETS) and made_with_other_settings(runs, RESULTS, Settings()) == []
+    # as current as before the settings counted: only the runs of an older YAML entry are not
+    older_entry = [run for run, record in zip(runs, records) if not has_current_hyperparameters(record, run)]
+    assert pending(runs, RESULTS, Settings()) == older_entry and len(older_entry) < len(runs) // 10
+    assert made_with_other_settings(runs, RESULTS, Settings(steps=2000, eval_freq=1000)) == runs
+
+
+def test_the_grid_keeps_a_result_made_with_other_settings(tmp_path, monkeypatch, capsys):
+    run = Run("DQN", "CartPole-v1", 0)
+    write_json_atomically(result_made_with(run, Settings()), run.path(tmp_path))
+    written = run.path(tmp_path).read_bytes()
+    monkeypatch.setattr("benchmarks.grid.ray_session", lambda *args: pytest.fail("the grid started"))
+    with pytest.raises(SystemExit) as exit_status:
+        quick = ["--steps", "300", "--eval-freq", "150"]
+        main(["--algos", "DQN", "--envs", "CartPole-v1", "--seeds", "1", *quick, "--results", str(tmp_path)])
+    assert exit_status.value.code == 2 and run.path(tmp_path).read_bytes() == written
+    assert (
+        f"--results: {tmp_path} has results of 1 of these runs made with other settings (CartPole-v1/DQN/seed_0.json: "
+        "budget 50000, eval_freq 5000, eval_episodes 10; asked for: budget 300, eval_freq 150, eval_episodes 10)."
+        " They are kept: give these settings a folder of their own with --results"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("algo", ["DuelingDQN", "QRDQN", "DuelingQRDQN"])  # QRDQN adds to policy_kwargs in place
 def test_execute_writes_a_result(tmp_path, algo):
     run = Run(algo, "CartPole-v1", 0)
-    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(tmp_path))
+    write_json_atomically(execute(run, QUICK), run.path(tmp_path))
     result = json.loads(run.path(tmp_path).read_text())
     assert result["timesteps"] == [150, 300] and len(result["eval_returns"]) == 2
     assert result["final_return"] == result["eval_returns"][-1] > 0
     assert result["steps_per_second"] > 0 and result["peak_rss_mb"] > 50
-    assert pending([run], tmp_path) == []
+    assert pending([run], tmp_path, QUICK) == []
     assert [p.name for p in run.path(tmp_path).parent.iterdir()] == ["seed_0.json"]  # no temporary file left
 
 
@@ -143,9 +199,9 @@ def test_execute_reads_a_linear_schedule_as_the_zoo_does(tmp_path, monkeypatch):
     variant = Variant(DuelingDQN, DUELING_DQN_CONFIG, {"learning_rate": "lin_1e-3"})
     monkeypatch.setitem(VARIANTS, "DuelingDQN", variant)
     run = Run("DuelingDQN", "CartPole-v1", 0)
-    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(tmp_path))
+    write_json_atomically(execute(run, QUICK), run.path(tmp_path))
     assert json.loads(run.path(tmp_path).read_text())["hyperparams"]["learning_rate"] == "'lin_1e-3'"
-    assert pending([run], tmp_path) == []  # recorded as written in the YAML file, so the run is current
+    assert pending([run], tmp_path, QUICK) == []  # recorded as written in the YAML file, so the run is current
 
 
 def test_read_schedules_decays_lin_to_zero_and_rejects_other_strings():
@@ -166,7 +222,7 @@ def synthetic_results(folder, shift: float, offsets: dict[str, float] | None = N
                 curve = [base / 2 + rng.normal(), base + offset + rng.normal()]
                 record = {"algo": algo, "env": env, "seed": seed, "timesteps": [5000, 10000], "eval_returns": curve}
                 record.update(final_return=curve[-1], steps_per_second=1000.0 + offset, peak_rss_mb=300.0)
-                record["hyperparams"] = {k: repr(v) for k, v in hyperparameters(Run(algo, env, seed)).items()}
+                record["hyperparams"] = recorded_hyperparameters(Run(algo, env, seed))
                 write_json_atomically(record, Run(algo, env, seed).path(folder))
 
 
@@ -223,7 +279,7 @@ def test_report_of_a_partial_grid_with_the_quantile_learners(tmp_path):
     results = tmp_path / "results"
     synthetic_results(results, shift=0.0, offsets={"DuelingDQN": 10.0, "DQN": 0.0, "QRDQN": 5.0})
     run = Run("DuelingQRDQN", "CartPole-v1", 0)  # one real seed
-    write_json_atomically(execute(run, eval_freq=150, eval_episodes=2, steps=300), run.path(results))
+    write_json_atomically(execute(run, QUICK), run.path(results))
     final = json.loads(run.path(results).read_text())["final_return"]
     records, stale = load_results(results)
     assert stale == [] and len(records["CartPole-v1"]["DuelingQRDQN"]) == 1 and "DuelingQRDQN" not in records["Acrobot-v1"]

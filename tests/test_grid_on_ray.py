@@ -20,11 +20,12 @@ from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 from benchmarks.cluster import LOOPBACK_ONLY, import_ray, ray_session, run_all
-from benchmarks.grid import Run, execute, expand_grid, pending, write_json_atomically
+from benchmarks.grid import Run, Settings, execute, expand_grid, pending, write_json_atomically
 
 # Two algorithms x one env x two seeds, a few hundred steps each
 TINY_GRID = ["--algos", "DuelingDQN", "DQN", "--envs", "CartPole-v1", "--seeds", "2"]
 TINY_RUNS = ["--steps", "200", "--eval-freq", "100", "--eval-episodes", "1"]
+QUICK = Settings(steps=200, eval_freq=100, eval_episodes=1)
 
 
 def grid(*args: str, results: Path) -> str:
@@ -82,7 +83,7 @@ def test_the_grid_runs_on_an_embedded_instance_and_skips_finished_runs(ray_temp_
     output = grid("--workers", "2", results=tmp_path)
     assert "4 runs in the grid, 0 finished, 4 to run on 2 workers on this machine" in output
     results = results_of(tmp_path)
-    assert len(results) == 4 and pending(expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1"], range(2)), tmp_path) == []
+    assert len(results) == 4 and pending(expand_grid(["DuelingDQN", "DQN"], ["CartPole-v1"], range(2)), tmp_path, QUICK) == []
     assert {result["ran_on"]["node_ip"] for result in results} == {"127.0.0.1"}
     assert len({result["ran_on"]["pid"] for result in results}) == 2  # two workers in parallel
     assert all(result["timesteps"] == [100, 200] and result["peak_rss_mb"] > 50 for result in results)
@@ -122,7 +123,7 @@ def by_value() -> Iterator[None]:
 def test_failed_and_killed_runs_are_reported_and_retried_and_the_others_finish(two_nodes, by_value, tmp_path, capsys):
     runs = expand_grid(["DuelingDQN"], ["CartPole-v1"], range(4))
     hows = ["raise once", "kill the run", "kill the worker", "raise always"]
-    work = partial(execute, eval_freq=100, eval_episodes=1, steps=200)
+    work = partial(execute, settings=QUICK)
     with ray_session(two_nodes.address, workers=1):
         failed = run_all(
             lambda run: fail_first_attempt(tmp_path, hows[run.seed], work, run),
@@ -133,7 +134,7 @@ def test_failed_and_killed_runs_are_reported_and_retried_and_the_others_finish(t
             gpu_share=0.0,
         )
     output = capsys.readouterr().out
-    assert failed == [runs[3]] and pending(runs, tmp_path / "results") == [runs[3]]
+    assert failed == [runs[3]] and pending(runs, tmp_path / "results", QUICK) == [runs[3]]
     reports = [
         "attempt 1 of 2, trying again: ChildProcessError: the task's process failed: ValueError: raise once for seed 0",
         "attempt 1 of 2, trying again: ChildProcessError: the task's process was killed by SIGKILL",
