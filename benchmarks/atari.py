@@ -33,6 +33,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack
 
+from benchmarks.arguments import non_negative_int, positive_int
 from benchmarks.grid import RESULTS, slug, write_json_atomically
 from benchmarks.variants import VARIANTS
 
@@ -137,14 +138,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["PongNoFrameskip-v4", "BreakoutNoFrameskip-v4"])
     parser.add_argument("--algos", nargs="+", default=["DuelingDQN", "DQN"], choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--learning-starts", type=int, default=10_000)
+    parser.add_argument("--steps", type=positive_int, default=100_000)
+    parser.add_argument("--learning-starts", type=non_negative_int, default=10_000)
     parser.add_argument("--max-seconds", type=float, default=480.0, help="stop a run still going after this long")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--results", type=Path, default=ATARI_RESULTS)
     args = parser.parse_args()
-    if not 0 <= args.learning_starts < args.steps:
-        raise ValueError(f"--learning-starts must be in [0, --steps), got {args.learning_starts}")
+    if args.learning_starts >= args.steps:
+        parser.error(f"--learning-starts must be less than --steps ({args.steps}), got {args.learning_starts}")
     work = [
         (algo, env_id, args.steps, args.learning_starts, args.max_seconds, args.seed, args.results)
         for env_id in args.envs

@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from benchmarks.arguments import positive_int
 from sb3_dueling import PrioritizedReplayBuffer
 from sb3_dueling.sum_tree import SumTree
 
@@ -55,9 +56,9 @@ def arrays_bytes(buffer: ReplayBuffer) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", type=positive_int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[32, 256])
+    parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 if not __package__:  # run by path: import the benchmarks as from the repository's root
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json

@@ -37,6 +37,7 @@ from unittest import mock
 
 import torch as th
 
+from benchmarks.arguments import non_negative_int, positive_int
 from benchmarks.variants import VARIANTS, Variant, read_schedules
 
 
@@ -166,10 +167,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=list(FAMILIES), default="dqn")
     parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--steps", type=int, default=10_000, help="env steps per run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per learner (interleaved)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see docs/speed.md)")
-    parser.add_argument("--learning-starts", type=int, default=None, help="replaces the entry's learning_starts")
+    parser.add_argument("--steps", type=positive_int, default=10_000, help="env steps per run")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="runs per learner (interleaved)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: see docs/speed.md)")
+    parser.add_argument("--learning-starts", type=non_negative_int, default=None, help="replaces the entry's learning_starts")
     parser.add_argument("--fused-dqn", action="store_true", help="also run SB3 DQN with a fused Adam (dqn family)")
     parser.add_argument("--per", action="store_true", help="also run DuelingDQN with prioritized replay (dqn family)")
     parser.add_argument("--our-loss", action="store_true", help="also run QRDQN with this package's loss (qrdqn family)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch as th
 
+from benchmarks.arguments import non_negative_int, positive_int
 from benchmarks.variants import VARIANTS
 from sb3_dueling import DuelingDQN
 
@@ -63,9 +64,10 @@ def measure(condition: str, steps: int, repeats: int) -> dict[int, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3000, help="env steps per run (training starts at 1000)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per thread count and condition")
-    parser.add_argument("--busy", type=int, default=len(os.sched_getaffinity(0)), help="spinning processes for 'busy'")
+    parser.add_argument("--steps", type=positive_int, default=3000, help="env steps per run (training starts at 1000)")
+    parser.add_argument("--repeats", type=positive_int, default=2, help="runs per thread count and condition")
+    cpus = len(os.sched_getaffinity(0))
+    parser.add_argument("--busy", type=non_negative_int, default=cpus, help="spinning processes for 'busy'")
     args = parser.parse_args()
     print(f"CPUs available: {sorted(os.sched_getaffinity(0))}, load average before: {load_average()}", flush=True)
 

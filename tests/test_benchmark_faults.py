@@ -6,6 +6,7 @@ and nothing a run wrote is lost. No Ray session is started here.
 """
 
 import fcntl
+import importlib
 import os
 import signal
 import socket
@@ -136,6 +137,24 @@ def test_flags_that_no_run_can_use_are_refused_before_anything_runs(flags, messa
     monkeypatch.setattr(grid, "ray_session", lambda *args: pytest.fail("the grid started"))
     with pytest.raises(SystemExit) as exit_status:
         grid.main(flags)
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module, flags, message",
+    [
+        ("speed", ["--repeats", "0"], "argument --repeats: must be a whole number >= 1, got '0'"),
+        ("threads", ["--busy", "0", "--repeats", "0"], "argument --repeats: must be a whole number >= 1, got '0'"),
+        ("buffer_speed", ["--sizes", "0"], "argument --sizes: must be a whole number >= 1, got '0'"),
+        ("atari", ["--steps", "100", "--learning-starts", "200"], "--learning-starts must be less than --steps (100)"),
+        ("report", ["--reps", "0"], "argument --reps: must be a whole number >= 1, got '0'"),
+    ],
+)
+def test_the_other_benchmarks_check_their_flags(module, flags, message, monkeypatch, capsys):
+    main = importlib.import_module(f"benchmarks.{module}").main
+    monkeypatch.setattr(sys, "argv", [module, *flags])
+    with pytest.raises(SystemExit) as exit_status:
+        main()
     assert exit_status.value.code == 2 and message in capsys.readouterr().err
 
 
