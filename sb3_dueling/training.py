@@ -140,7 +140,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         loss_sum = th.zeros((), device=self.device)
         online_parameters = [param for group in self.policy.optimizer.param_groups for param in group["params"]]
         last_streams: tuple[th.Tensor, th.Tensor] | None = None
-        for _ in range(gradient_steps):
+        for step in range(gradient_steps):
             # Sample replay buffer
             replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -157,8 +157,6 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             online = self._online_output(replay_data.observations, replay_data.actions)
             loss, td_errors = self._loss(online.current_values, target_values, weights)
             loss_sum += loss.detach()
-            if self.check_finite and not th.isfinite(loss):
-                self._stop_non_finite("loss (Q-values or their targets)")
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
@@ -171,9 +169,15 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             if self.check_finite:
                 if grad_norm is None:
                     grad_norm = th.nn.utils.get_total_norm([p.grad for p in online_parameters if p.grad is not None])
-                if not th.isfinite(grad_norm):
-                    self._stop_non_finite("gradient")
+                # One synchronisation for both; a non-finite loss makes a non-finite gradient, so it is named first
+                if not th.isfinite(th.stack((loss.detach(), grad_norm))).all():
+                    what = "gradient" if th.isfinite(loss) else "loss (Q-values or their targets)"
+                    self._stop_non_finite(what, step, stepped=False)
             self.policy.optimizer.step()
+            # A finite gradient can still step the weights out of range (a learning rate of 1e38): checked here,
+            # so that the network a check stops keeps finite weights. The largest |weight| of each tensor: no overflow
+            if self.check_finite and not th.isfinite(th.stack(th._foreach_norm(online_parameters, float("inf")))).all():
+                self._stop_non_finite("weights", step, stepped=True)
 
             if isinstance(replay_data, PrioritizedReplayBufferSamples):
                 # The sampled transitions' new priorities, from their TD errors (Schaul et al. 2016, algorithm 1)
@@ -209,10 +213,24 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         self.logger.record("train/value_hist", value, exclude=TENSORBOARD_ONLY)
         self.logger.record("train/advantage_range_hist", spread, exclude=TENSORBOARD_ONLY)
 
-    def _stop_non_finite(self, what: str) -> None:
+    def _stop_non_finite(self, what: str, step: int, stepped: bool) -> None:
+        """
+        Stop training with a ``FloatingPointError`` that says what was not finite, where, and in what state
+        it leaves the network (looked at here, not assumed).
+
+        :param what: what was not finite
+        :param step: the gradient step of this ``train()`` call it happened in, from 0
+        :param stepped: whether the optimizer has taken that step
+        """
+        non_finite = next((name for name, param in self.policy.named_parameters() if not th.isfinite(param).all()), None)
+        weights = (
+            "(the network keeps its last finite weights)"
+            if non_finite is None
+            else f"with a NaN or an infinity in the policy's {non_finite} (no checkpoint is saved so: resume from the last)"
+        )
         raise FloatingPointError(
-            f"non-finite {what} at env step {self.num_timesteps}, gradient update {self._n_updates + 1}: "
-            "training stopped before the optimizer step (the network keeps its last finite weights)"
+            f"non-finite {what} at env step {self.num_timesteps}, gradient update {self._n_updates + step + 1}: "
+            f"training stopped {'after' if stepped else 'before'} the optimizer step {weights}"
         )
 
     def _setup_learn(

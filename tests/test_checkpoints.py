@@ -120,6 +120,10 @@ def test_resume_with_vec_normalize_restarts_episodes(tmp_path):
 
 
 def damage(path: Path, how: str) -> None:
+    """Damage a file: ``missing``, ``truncate`` (to half) or ``flip`` (a bit of one byte)."""
+    if how == "missing":
+        path.unlink()
+        return
     data = bytearray(path.read_bytes())
     if how == "truncate":
         path.write_bytes(data[: len(data) // 2])
@@ -166,8 +170,9 @@ def test_foreign_and_incompatible_files(tmp_path):
     with pytest.raises(CheckpointError, match="format 99; this sb3_dueling reads format 1"):
         load_checkpoint(tmp_path / "run")
     manifest.write_text("{ not json")
-    with pytest.raises(CheckpointError, match="not a valid checkpoint manifest"):
-        load_checkpoint(tmp_path / "run")
+    # its checkpoint verifies itself; but saving, which would not know what the manifest named, refuses
+    with pytest.warns(UserWarning, match=r"manifest\.json: not a valid checkpoint manifest .* until it is moved aside"):
+        assert load_checkpoint(tmp_path / "run").num_timesteps == 200
     # a callback refuses a folder with a foreign manifest before training starts
     with pytest.raises(CheckpointError, match="manifest"):
         new_model().learn(100, callback=ResumableCheckpointCallback(50, tmp_path / "run"))
@@ -187,8 +192,12 @@ def test_a_full_disk_loses_no_earlier_checkpoint(tmp_path, monkeypatch):
         real_fsync(descriptor)
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as raised:
         model.learn(200, reset_num_timesteps=False, callback=ResumableCheckpointCallback(100, tmp_path))
+    # the message names the file and the checkpoint; the cause is kept
+    assert str(raised.value).startswith(f"{tmp_path / 'step_000000000500' / 'replay_buffer.pkl'}: cannot be written")
+    assert "checkpoint step_000000000500 was not saved" in str(raised.value)
+    assert raised.value.__cause__.errno == errno.ENOSPC
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert read_manifest(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, *(entry["name"] for entry in before)]  # no leftovers
@@ -374,15 +383,86 @@ def test_training_survives_many_sigkills(tmp_path):
     assert survived == 40
 
 
-def test_leftovers_of_a_crash_are_replaced(tmp_path):
+def test_leftovers_of_a_crash_are_set_aside_or_cleaned(tmp_path):
     model = new_model()
     model.learn(200, callback=ResumableCheckpointCallback(100, tmp_path))
-    # a crash after a checkpoint folder was renamed into place but before the manifest named it,
-    # and one while a checkpoint was being assembled
+    # a folder of the next checkpoint's name that the manifest does not name (copied in by hand, or left
+    # by a crash before the manifest named it), and the temporaries of a killed writer and a running one
     (tmp_path / "step_000000000300").mkdir()
     (tmp_path / "step_000000000300" / "model.zip").write_bytes(b"half")
-    (tmp_path / ".step_000000000300.999.tmp").mkdir()
+    killed = subprocess.Popen([sys.executable, "-c", ""])
+    killed.wait()
+    (tmp_path / f".step_000000000300.{killed.pid}.tmp").mkdir()
+    (tmp_path / f".manifest.json.{killed.pid}.tmp").write_text("{")
+    running = tmp_path / f".manifest.json.{os.getppid()}.tmp"
+    running.write_text("{")
     model.learn(100, reset_num_timesteps=False)
-    assert save_checkpoint(model, tmp_path) == tmp_path / "step_000000000300"
+    with pytest.warns(UserWarning, match=r"step_000000000300 is not named by manifest\.json .* kept as .*\.unnamed"):
+        assert save_checkpoint(model, tmp_path) == tmp_path / "step_000000000300"
     assert load_checkpoint(tmp_path).num_timesteps == 300
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert (tmp_path / "step_000000000300.unnamed" / "model.zip").read_bytes() == b"half"
+    assert list(tmp_path.glob(".*.tmp")) == [running]
+
+
+def test_a_lost_manifest_loses_no_checkpoint(tmp_path):
+    """The README's pattern, resume else start fresh, after a sync that lost the manifest."""
+    model = new_model()
+    model.learn(300, callback=ResumableCheckpointCallback(100, tmp_path, keep=3))
+    (tmp_path / MANIFEST).unlink()
+    with pytest.warns(
+        UserWarning, match=f"{tmp_path} holds no manifest.json: each checkpoint is verified by its own files.json"
+    ):
+        assert find_latest_checkpoint(tmp_path) == tmp_path / "step_000000000300"
+    with pytest.warns(UserWarning, match="holds no manifest.json"):
+        resumed = resume_training(tmp_path, total_timesteps=500, save_freq=100, keep=1)
+    assert resumed.num_timesteps == 500
+    # the new manifest names the new checkpoints only, and keep prunes only those: none it did not name is deleted
+    assert [entry["name"] for entry in read_manifest(tmp_path)] == ["step_000000000500"]
+    assert sorted(path.name for path in tmp_path.glob("step_*")) == [f"step_000000000{n}00" for n in (1, 2, 3, 5)]
+    # without a manifest nor files.json (an older sb3_dueling's checkpoint), a folder is skipped, or loaded unverified
+    (tmp_path / MANIFEST).unlink()
+    for path in tmp_path.glob("step_*/files.json"):
+        path.unlink()
+    with pytest.raises(CheckpointError, match="no intact checkpoint"), pytest.warns(UserWarning, match="cannot be verified"):
+        find_latest_checkpoint(tmp_path)
+    with pytest.warns(UserWarning, match="loading it unverified"):
+        assert load_checkpoint(tmp_path / "step_000000000500").num_timesteps == 500
+
+
+def test_a_checkpoint_given_by_itself_is_verified(tmp_path):
+    model = new_model()
+    model.learn(200, callback=ResumableCheckpointCallback(100, tmp_path))
+    damage(tmp_path / "step_000000000200" / "replay_buffer.pkl", "flip")  # would load, with a wrong transition
+    with pytest.raises(
+        CheckpointError, match=r"replay_buffer\.pkl: corrupted: its SHA-256 differs from the one in the manifest"
+    ):
+        load_checkpoint(tmp_path / "step_000000000200")
+    (tmp_path / MANIFEST).unlink()
+    with pytest.raises(
+        CheckpointError, match=r"replay_buffer\.pkl: corrupted: its SHA-256 differs from the one in files\.json"
+    ):
+        load_checkpoint(tmp_path / "step_000000000200")
+    with pytest.raises(MissingCheckpointFileError, match="no such checkpoint folder"):
+        load_checkpoint(tmp_path / "step_000000000300")
+
+
+def draws() -> tuple[float, float, float]:
+    """A draw from each global generator: Python's, NumPy's, PyTorch's."""
+    return random.random(), np.random.rand(), th.rand(1).item()
+
+
+def seeded_draws(seed: int) -> tuple[float, float, float]:
+    random.seed(seed), np.random.seed(seed), th.manual_seed(seed)
+    return draws()
+
+
+def test_loading_a_checkpoint_leaves_the_global_generators_alone(tmp_path):
+    model = new_model()
+    model.learn(100, callback=ResumableCheckpointCallback(100, tmp_path))
+    saved = draws()  # the checkpoint saved the generators' states just before these draws
+    expected = seeded_draws(7)
+    random.seed(7), np.random.seed(7), th.manual_seed(7)
+    load_checkpoint(tmp_path)  # to evaluate it: SB3's load alone would reseed them with the model's seed
+    assert draws() == expected
+    load_checkpoint(tmp_path, restore_random_state=True)  # to resume
+    assert draws() == saved

@@ -1,6 +1,8 @@
 """The states of the global random number generators a run draws from, saved and set again on resume."""
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,3 +26,13 @@ def set_random_state(state: dict[str, Any]) -> None:
     th.set_rng_state(state["torch"])
     if state["cuda"] and th.cuda.is_available():
         th.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Give the global generators back the states they had on entry, whatever ran inside (SB3's ``load`` reseeds them)."""
+    state = get_random_state()
+    try:
+        yield
+    finally:
+        set_random_state(state)

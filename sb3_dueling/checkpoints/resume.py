@@ -32,7 +32,7 @@ def resume_training(
     :param callback: more callbacks
     :return: the trained model
     """
-    model = load_checkpoint(folder, env=env)
+    model = load_checkpoint(folder, env=env, restore_random_state=True)
     callbacks = callback if isinstance(callback, list) else [] if callback is None else [callback]
     checkpoints = ResumableCheckpointCallback(save_freq, folder, keep=keep)
     remaining = max(total_timesteps - model.num_timesteps, 0)
@@ -70,6 +70,9 @@ class ResumableCheckpointCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         read_manifest(self.save_path)  # fail now, not after the first save_freq steps, on a foreign manifest
+
+    def _on_training_start(self) -> None:
+        # Only now does the callback know the step a resumed run starts from: no save of the step it resumed from
         self.next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
 
     def _save(self) -> None:
