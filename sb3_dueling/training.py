@@ -22,8 +22,8 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
 
 from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from sb3_dueling.checkpoints.errors import check_model_file
 from sb3_dueling.guards import StepCheckNan
+from sb3_dueling.model_files import check_model_file, check_policy_class, model_file_errors
 
 SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin")
 
@@ -258,8 +258,15 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
     ) -> SelfDuelingTraining:
         """
         SB3's ``load``, with a clear error naming the file when it is missing (a
-        ``CheckpointError`` that is also a ``FileNotFoundError``), truncated, corrupted or not a
-        model of this class (a ``CheckpointError``). See SB3's ``BaseAlgorithm.load`` for the parameters.
+        ``CheckpointError`` that is also a ``FileNotFoundError``), truncated, corrupted, saved by
+        another algorithm (saying which ``load`` reads it) or unreadable (a ``CheckpointError``).
+        The file is checked without deserializing anything: what ``custom_objects`` replaces is
+        never unpickled. See SB3's ``BaseAlgorithm.load`` for the parameters.
         """
-        check_model_file(path, cls.__name__)
-        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        file = check_model_file(path, cls.__name__)
+        if "policy_class" not in (custom_objects or {}):  # a policy class given in its place is the caller's choice
+            # The learners, then the SB3 algorithms they are put before (the last base: see the class docstring)
+            learners = DuelingTrainingMixin.__subclasses__()
+            check_policy_class(file, cls, [*learners, *(learner.__bases__[-1] for learner in learners)])
+        with model_file_errors(path, cls.__name__, reading_only=True):
+            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)

@@ -131,10 +131,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize(
     "kind, reason",
     [
-        ("truncated", "no SB3 model data in it"),  # SB3: "AssertionError: No data found in the saved file"
-        ("bit-flipped", "ValueError: Error: the file"),  # SB3's reason is kept where it is clear
-        ("foreign", "no SB3 model data in it"),
-        ("text", "ValueError: Error: the file"),
+        # SB3: "AssertionError: No data found in the saved file" (the zip found is one of the weights files)
+        ("truncated", "no data or policy.pth in the zip (truncated, or a zip that SB3 did not save)"),
+        ("bit-flipped", "its member policy.pth is corrupted (CRC-32 mismatch)"),  # SB3: "wasn't a zip-file"
+        ("foreign", "no data or policy.pth in the zip (truncated, or a zip that SB3 did not save)"),
+        ("text", "not an intact zip file, truncated or of another kind (File is not a zip file)"),
     ],
 )
 def test_load_of_a_bad_file_names_the_file(tmp_path, kind, reason):

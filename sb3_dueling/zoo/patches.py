@@ -19,7 +19,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
 from sb3_dueling.dueling_qrdqn import DuelingQRDQN
-from sb3_dueling.zoo.checkpointing import checkpoint_callback, resume_model
+from sb3_dueling.zoo.checkpointing import check_resumable, checkpoint_callback, resume_model
 from sb3_dueling.zoo.figures import FigureFiles, has_display
 from sb3_dueling.zoo.sampler import (
     Sampler,
@@ -110,6 +110,7 @@ def resumed_experiment(folder: Path) -> Callable[[ExperimentManager], tuple[Base
     setup_experiment = ExperimentManager.setup_experiment
 
     def setup_resumed_experiment(self: ExperimentManager) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
+        check_resumable(folder, self.algo)
         result = setup_experiment(self)
         if result is None:
             return None
