@@ -172,7 +172,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         :param indices: the ``indices`` of the samples
         :param td_errors: their TD errors (any shape with one value per index)
         """
-        priorities = (np.abs(np.asarray(td_errors, dtype=np.float64).ravel()) + self.epsilon) ** self.alpha
+        td_errors = np.asarray(td_errors, dtype=np.float64).ravel()
+        non_finite = ~np.isfinite(td_errors)
+        if non_finite.any():
+            # A NaN priority would poison the sum tree's totals, and sampling would then fail far from the cause
+            raise ValueError(
+                f"{type(self).__name__}.update_priorities: non-finite TD errors for {non_finite.sum()} of the "
+                f"{td_errors.size} sampled transitions (at {np.asarray(indices).ravel()[non_finite][:5].tolist()}: "
+                f"{td_errors[non_finite][:5].tolist()}): the Q-values or their targets are not finite, the network "
+                "diverged; pass check_finite=True to the learner to stop training where the first NaN or infinity appears"
+            )
+        priorities = (np.abs(td_errors) + self.epsilon) ** self.alpha
         self.tree.update(indices, priorities)
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.priorities_due = False

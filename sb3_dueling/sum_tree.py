@@ -64,6 +64,13 @@ class SumTree:
             return
         if indices.min() < 0 or indices.max() >= self.capacity:
             raise IndexError(f"leaf indices must be in [0, {self.capacity}), got {indices.min()}..{indices.max()}")
+        # One comparison each: NaN fails both, so a NaN never reaches the sums (it would make every search wrong)
+        bad = ~((priorities >= 0) & (priorities < np.inf))
+        if bad.any():
+            raise ValueError(
+                f"priorities must be finite and non-negative, got {priorities[bad][:5].tolist()} "
+                f"for the leaves {indices[bad][:5].tolist()}"
+            )
         # np.unique keeps the first occurrence: search the reversed arrays so that the last write wins
         unique, position = np.unique(indices[::-1], return_index=True)
         self.levels[0][unique] = priorities[::-1][position]

@@ -233,3 +233,25 @@ def test_n_steps_with_optimize_memory_usage_raises_as_sb3():
         NStepReplayBuffer(8, OBS_SPACE, ACTION_SPACE, **kwargs)
     with pytest.raises(NotImplementedError, match="PrioritizedReplayBuffer doesn't support optimize_memory_usage"):
         PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, **kwargs)
+
+
+def test_non_finite_td_errors_are_refused_with_their_cause():
+    buffer = PrioritizedReplayBuffer(8, OBS_SPACE, ACTION_SPACE, device="cpu")
+    fill([buffer], 5)
+    samples = buffer.sample(4)
+    td_errors = np.array([0.5, np.nan, 1.0, np.inf])
+    with pytest.raises(ValueError, match=r"2 of the 4 sampled transitions \(at \[\d+, \d+\]: \[nan, inf\]\)") as error:
+        buffer.update_priorities(samples.indices, td_errors)
+    assert "check_finite=True" in str(error.value)
+    assert buffer.tree.total == pytest.approx(5.0)  # the priorities are the ones before, every one finite
+
+
+def test_a_diverging_learner_without_check_finite_names_the_cause():
+    """Not an IndexError deep in the sum tree: the NaN TD errors and the option that stops at the first NaN."""
+    model = DuelingDQN(
+        "MlpPolicy", "CartPole-v1", learning_rate=1e38, check_finite=False, seed=0,
+        replay_buffer_class=PrioritizedReplayBuffer, **SMALL,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"non-finite TD errors .*check_finite=True"):
+        model.learn(300)
+    assert np.isfinite(model.replay_buffer.tree.total)

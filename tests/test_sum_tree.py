@@ -62,3 +62,13 @@ def test_memory_is_about_one_float_per_leaf():
 def test_out_of_range_leaf():
     with pytest.raises(IndexError, match=r"\[0, 4\)"):
         SumTree(4).update([4], [1.0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, -1.0])
+def test_a_priority_that_is_not_finite_and_non_negative_is_refused(bad):
+    tree = SumTree(4)
+    tree.update([0, 1], [1.0, 2.0])
+    with pytest.raises(ValueError, match=rf"finite and non-negative, got \[{bad}\] for the leaves \[3\]"):
+        tree.update([2, 3], [1.0, bad])
+    assert tree.total == 3.0 and tree[[2, 3]].tolist() == [0.0, 0.0]  # nothing written
+    np.testing.assert_array_equal(tree.find([0.5, 2.5]), [0, 1])
