@@ -53,7 +53,6 @@ ZOO_KEYS = {
 ZOO_SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
 #: Values that the Zoo evaluates as Python when they are strings
 ZOO_EVALUATED = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
-STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
 class UsageError(Exception):
@@ -272,32 +271,3 @@ def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
             check_n_quantiles(policy_kwargs["n_quantiles"])
     except (TypeError, ValueError) as error:
         raise UsageError(f"{where}: policy_kwargs {error}") from error
-
-
-def check_storage(storage: str) -> None:
-    """
-    Check an Optuna ``--storage``: its kind, and that a database server answers.
-
-    :param storage: A SQLAlchemy URL or a journal file ``PATH.log``
-    """
-    if storage.endswith(".log"):
-        return  # Optuna's journal file, which the Zoo supports as is
-    scheme = storage.split("://", 1)[0].split("+", 1)[0] if "://" in storage else ""
-    if scheme not in STORAGE_SCHEMES:
-        raise UsageError(
-            f"unsupported --storage {storage!r}: use sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
-            "mysql://..., or a journal file PATH.log"
-        )
-    if scheme == "sqlite":
-        return
-    import sqlalchemy
-
-    try:
-        with sqlalchemy.create_engine(storage, connect_args={"connect_timeout": 10}).connect():
-            pass
-    except Exception as error:  # the driver's own errors differ (missing driver, refused, auth)
-        shown = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, ModuleNotFoundError):
-            reason += " (the database driver is missing: pip install 'sb3_dueling[zoo]' brings PostgreSQL's)"
-        raise UsageError(f"cannot reach the --storage database {shown}: {reason}") from error

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import optuna
@@ -454,3 +455,43 @@ def test_two_workers_share_a_postgresql_study(tmp_path, empty_postgres_database)
     study = optuna.load_study(study_name=study_name, storage=empty_postgres_database)
     assert len(study.trials) == 4  # both workers' trials are in the one study
     assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
+
+
+@needs_postgres
+def test_the_database_password_stays_out_of_the_output_the_files_and_the_study(tmp_path, empty_postgres_database, monkeypatch):
+    url = sqlalchemy.engine.make_url(empty_postgres_database)
+    password = url.password
+    assert password
+    # the common form, postgres://, with the password on the command line (the worst case: it shows in ps)
+    given = empty_postgres_database.replace("postgresql://", "postgres://", 1)
+    command = [*ZOO, "train", "--env", "CartPole-v1", "--seed", "0", "-n", "200", "-f", "logs", "-optimize"]
+    command += ["--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
+    result = run([*command, "--storage", given, "--study-name", "secret"], tmp_path)
+    assert "Best trial:" in result.stdout
+    # a training run with the trial's hyperparameters: the Zoo writes its args.yml and command.txt
+    command = [*ZOO, "train", "--env", "CartPole-v1", "-n", "200", "-f", "logs", "--eval-freq", "-1", "--trial-id", "1"]
+    trained = run([*command, "--storage", given, "--study-name", "secret"], tmp_path)
+    assert "Loading from Optuna study" in trained.stdout
+    # The URL forms of the password, and the password itself unless it is a word of the package's (as in CI's)
+    needles = {f":{password}@", f":{quote(password, safe='')}@"} | ({password} if password not in "sb3_dueling" else set())
+    texts = {"stdout": result.stdout + trained.stdout, "stderr": result.stderr + trained.stderr}
+    texts |= {str(path): path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*") if path.is_file()}
+    assert any(name.endswith("command.txt") for name in texts) and any("report_" in name for name in texts)
+    for name, text in texts.items():
+        assert not any(needle in text for needle in needles), name
+    study = optuna.load_study(study_name="secret", storage=empty_postgres_database)
+    assert "command" in study.user_attrs  # the Zoo's: the command line
+    engine = sqlalchemy.create_engine(empty_postgres_database)
+    with engine.connect() as connection:  # every row of every table of the study's database
+        rows = [
+            list(connection.execute(sqlalchemy.text(f"SELECT * FROM {table}")))
+            for table in sqlalchemy.inspect(connection).get_table_names()
+        ]
+    engine.dispose()
+    assert len(rows) > 5 and not any(needle in str(rows) for needle in needles)
+    args = yaml.load(next(tmp_path.glob("logs/dueling_dqn/CartPole-v1_*/CartPole-v1/args.yml")).read_text(), yaml.UnsafeLoader)
+    assert args["storage"] == url.render_as_string(hide_password=True)  # postgres:// read as postgresql://
+    # Nothing lost: the report's study reopens the database, with the password from PostgreSQL's own variable
+    monkeypatch.setenv("PGPASSWORD", password)
+    report = load_from_pkl(next(tmp_path.glob("logs/dueling_dqn/report_*.pkl")))
+    assert [trial.state for trial in report.trials] == [optuna.trial.TrialState.COMPLETE] * 2

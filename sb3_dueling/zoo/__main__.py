@@ -14,7 +14,9 @@ The RL Zoo's commands, with ``dueling_dqn`` (DuelingDQN) and ``dueling_qrdqn`` (
 on more, and on a busy machine more threads spin against the other processes; see docs/speed.md);
 ``train`` also ``-conf`` the package's file of the algorithm (``dueling_dqn.yml``, ``dueling_qrdqn.yml``),
 and with ``-optimize`` an SQLite study under the log folder (``--storage``) named ``<algo>_<env>``
-(``--study-name``) unless given, so that running the same command again resumes the study. Bad input
+(``--study-name``) unless given, so that running the same command again resumes the study. A database
+URL may come from an environment variable (``--storage env:NAME``: a command line shows in ``ps``); its
+password is masked in every message and file of the run (``postgres://`` is read as ``postgresql://``). Bad input
 (an unknown env id, an env without discrete actions, an unknown hyperparameter or policy, a bad
 ``n_quantiles``, an unsupported or unreachable storage, a missing model) stops it with a clear message
 and exit code 2, before anything is written.
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import io
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -41,12 +44,12 @@ from sb3_dueling.user_input import (
     check_hyperparam_values,
     check_hyperparams,
     check_policy,
-    check_storage,
     evaluate_as_zoo,
     read_hyperparams_entry,
 )
 from sb3_dueling.zoo.figures import FigureFiles
 from sb3_dueling.zoo.patches import ALGO, ZOO_ALGORITHMS, zoo_patches
+from sb3_dueling.zoo.storages import check_storage, read_storage
 from sb3_dueling.zoo.studies import HEARTBEAT_INTERVAL
 
 COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
@@ -100,11 +103,17 @@ def own_options(command: str, args: list[str]) -> tuple[dict[str, Any], list[str
         parser.add_argument("--checkpoint-freq", type=int, default=None)
         parser.add_argument("--resume", type=Path, default=None)
         parser.add_argument("--optuna-heartbeat", type=int, default=HEARTBEAT_INTERVAL)
+        parser.add_argument("--storage", default=None)
         known, rest = parser.parse_known_args(args)
         check_checkpointing(known.checkpoint_freq, known.resume)
         if known.optuna_heartbeat < 1:
             raise UsageError(f"--optuna-heartbeat must be a positive number of seconds, got {known.optuna_heartbeat}")
-        return dict(checkpoint_freq=known.checkpoint_freq, resume=known.resume, heartbeat=known.optuna_heartbeat), rest
+        storage = None if known.storage is None else read_storage(known.storage)
+        if storage is not None and "-h" not in rest and "--help" not in rest:
+            check_storage(storage)
+            rest += ["--storage", storage.shown]  # the Zoo writes it into its files: without the password
+        options = dict(checkpoint_freq=known.checkpoint_freq, resume=known.resume, heartbeat=known.optuna_heartbeat)
+        return {**options, "storage": storage}, rest
     if command in PLOTS:
         parser.add_argument("--figure-folder", type=Path, default=None)
         known, rest = parser.parse_known_args(args)
@@ -195,16 +204,13 @@ def prepare_train(args: list[str]) -> list[str]:
         study_name = known.study_name or f"{algo}_{known.env}"
         if known.study_name is None:
             args += ["--study-name", study_name]
-        storage = known.storage
+        storage = known.storage  # as shown (see own_options): without its password
         if storage is None:
             database = Path(known.log_folder) / algo / "optuna.db"
             database.parent.mkdir(parents=True, exist_ok=True)
             storage = f"sqlite:///{database}"
             args += ["--storage", storage]
-        check_storage(storage)
-        print(f"Optuna study {study_name!r} in {storage.split('@')[-1]} (run the same command again to resume it)")
-    elif known.storage is not None:
-        check_storage(known.storage)
+        print(f"Optuna study {study_name!r} in {storage} (run the same command again to resume it)")
     return args
 
 
@@ -260,8 +266,15 @@ PREPARE = {"train": prepare_train, "enjoy": prepare_enjoy}
 def run_zoo(command: str, args: list[str]) -> None:
     from rl_zoo3.cli import main as zoo_main
 
-    # The Zoo's commands read their arguments from sys.argv
-    with mock.patch.object(sys, "argv", [f"{Path(sys.executable).name} -m sb3_dueling.zoo", command, *args]):
+    # The Zoo's commands read their arguments from sys.argv, and write the process's command line
+    # (sys.orig_argv) into command.txt and the study's attributes: the command it runs instead, whose
+    # --storage is shown without its password
+    interpreter = sys.orig_argv[: len(sys.orig_argv) - len(sys.argv) + 1]  # python -m sb3_dueling.zoo
+    with mock.patch.multiple(
+        sys,
+        argv=[f"{Path(sys.executable).name} -m sb3_dueling.zoo", command, *args],
+        orig_argv=[*interpreter, command, *args],
+    ):
         zoo_main()
 
 
@@ -283,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "-h" in rest or "--help" in rest:
         print(f"sb3_dueling.zoo {command}: the Zoo's options (below) and\n{OWN_HELP[command]}")
+    options: dict[str, Any] = {}
     try:
         options, rest = own_options(command, rest)
         with zoo_patches(**options):
@@ -292,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        storage = options.get("storage")
+        shown = "".join(traceback.format_exception(error))
+        if storage is None or storage.hide(shown) == shown:
+            raise
+        print(storage.hide(shown), file=sys.stderr, end="")  # an error of the database driver that shows the password
+        return 1
     return 0
 
 

@@ -27,6 +27,7 @@ from sb3_dueling.zoo.sampler import (
     sample_dueling_dqn_params,
     sample_dueling_qrdqn_params,
 )
+from sb3_dueling.zoo.storages import Storage
 from sb3_dueling.zoo.studies import with_heartbeat
 
 #: DuelingDQN's name in the Zoo (``--algo dueling_dqn``), the commands' default algorithm
@@ -53,6 +54,7 @@ def zoo_patches(
     checkpoint_freq: int | None = None,
     resume: Path | None = None,
     heartbeat: int | None = None,
+    storage: Storage | None = None,
     figures: FigureFiles | None = None,
 ) -> Iterator[None]:
     """
@@ -62,6 +64,7 @@ def zoo_patches(
     :param checkpoint_freq: Write crash-safe checkpoints every this many env steps
     :param resume: Continue from the newest complete checkpoint in this folder
     :param heartbeat: Give the database studies the Zoo creates a heartbeat, every this many seconds
+    :param storage: The ``--storage``, which the Zoo knows only as shown (without its password)
     :param figures: Save the figures the Zoo shows to these files
     """
     with ExitStack() as stack:
@@ -82,16 +85,29 @@ def zoo_patches(
         if resume is not None:
             stack.enter_context(mock.patch.object(ExperimentManager, "setup_experiment", resumed_experiment(resume)))
             stack.enter_context(mock.patch.object(ExperimentManager, "learn", continued_learn()))
-        if heartbeat is not None:
-            create_study = optuna.create_study
-
-            def create_study_with_heartbeat(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
-                return create_study(*args, storage=with_heartbeat(storage, heartbeat), **kwargs)
-
-            stack.enter_context(mock.patch.object(optuna, "create_study", create_study_with_heartbeat))
+        if heartbeat is not None or storage is not None:
+            for name in ("create_study", "load_study"):
+                stack.enter_context(mock.patch.object(optuna, name, in_storage(getattr(optuna, name), heartbeat, storage)))
         if figures is not None:
             stack.enter_context(mock.patch.object(plt, "show", saving_show(figures)))
         yield
+
+
+def in_storage(
+    open_study: Callable[..., optuna.Study], heartbeat: int | None, known: Storage | None
+) -> Callable[..., optuna.Study]:
+    """
+    Optuna's ``create_study`` or ``load_study``, opening the study's storage with :func:`with_heartbeat`.
+
+    :param open_study: Optuna's function
+    :param heartbeat: Seconds between heartbeats (``None``: no heartbeat)
+    :param known: The command's ``--storage``, which the Zoo passes as shown
+    """
+
+    def open_study_in_storage(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
+        return open_study(*args, storage=with_heartbeat(storage, heartbeat, known), **kwargs)
+
+    return open_study_in_storage
 
 
 def with_checkpoints(save_freq: int) -> Callable[[ExperimentManager], None]:
