@@ -93,3 +93,16 @@ def test_a_pickled_storage_holds_no_password(tmp_path, monkeypatch):
     storage.shown = "postgresql://me:***@h/db"  # as if opened on that server (the pickle is what matters)
     state = pickle.dumps(storage)
     assert_hidden(state.decode("latin-1")) and b"postgresql://me:***@h/db" in state
+
+
+def test_an_unexpected_error_that_shows_the_password_is_printed_masked(tmp_path, monkeypatch, capsys):
+    def failing_zoo(command, args):
+        raise RuntimeError(f"the driver failed on {PASSWORD}")
+
+    monkeypatch.setattr("sb3_dueling.zoo.__main__.check_storage", lambda storage: None)
+    monkeypatch.setattr("sb3_dueling.zoo.__main__.run_zoo", failing_zoo)
+    storage = f"postgres://me:{PASSWORD}@h/db"
+    assert main(["train", "-f", str(tmp_path), "-n", "100", "-optimize", "--storage", storage]) == 1
+    output = capsys.readouterr()
+    assert "Traceback" in output.err and "RuntimeError: the driver failed on ***" in output.err
+    assert_hidden(output.out + output.err)

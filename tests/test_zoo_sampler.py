@@ -49,6 +49,7 @@ def patched_things() -> list[object]:
         *(dict(table) for table in tables),
         *methods,
         optuna.create_study,
+        optuna.load_study,
         plt.show,
         vars(exp_manager).get("PrioritizedReplayBuffer"),
     ]
