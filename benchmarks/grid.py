@@ -147,7 +147,7 @@ def is_current(run: Run, results: Path, settings: Settings) -> bool:
 
 
 def pending(runs: Iterable[Run], results: Path, settings: Settings) -> list[Run]:
-    """The runs without a current result file: never run, killed, or run before their YAML entry changed."""
+    """The runs without a current result file: never run, killed, or run with another YAML entry or other settings."""
     return [run for run in runs if not is_current(run, results, settings)]
 
 
@@ -221,11 +221,8 @@ def arguments() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = arguments()
-    args = parser.parse_args(argv)
-    settings = Settings(args.steps, args.eval_freq, args.eval_episodes)
-    # What no run can use fails here, in seconds, rather than on every worker after Ray has started
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
+    """Exit (status 2, the flag named) on what no run can use: here, in seconds, not on every worker after Ray starts."""
     shortest = min(args.envs, key=settings.budget)
     if args.eval_freq > settings.budget(shortest):
         parser.error(
@@ -240,6 +237,12 @@ def main(argv: list[str] | None = None) -> None:
         except ConnectionError as error:
             parser.error(f"--address: {error}")
 
+
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments()
+    args = parser.parse_args(argv)
+    settings = Settings(args.steps, args.eval_freq, args.eval_episodes)
+    check(parser, args, settings)
     runs = expand_grid(args.algos, args.envs, range(args.seeds))
     with ExitStack() as held:
         candidates = pending(runs, args.results, settings)
