@@ -123,7 +123,8 @@ def check_model_file(path: str | os.PathLike[str] | io.BufferedIOBase, algorithm
         with zipfile.ZipFile(stream or file) as archive:
             damaged = archive.testzip()
             if damaged is not None:
-                raise _unloadable(file, algorithm_name, f"its member {damaged} is corrupted (CRC-32 mismatch)")
+                problem = f"its member {damaged} is damaged (a CRC-32 or header check of the zip failed)"
+                raise _unloadable(file, algorithm_name, problem)
             missing = [name for name in NEEDED_MEMBERS if name not in archive.namelist()]
             data = json.loads(archive.read("data")) if "data" in archive.namelist() else None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:

@@ -133,7 +133,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     [
         # SB3: "AssertionError: No data found in the saved file" (the zip found is one of the weights files)
         ("truncated", "no data or policy.pth in the zip (truncated, or a zip that SB3 did not save)"),
-        ("bit-flipped", "its member policy.pth is corrupted (CRC-32 mismatch)"),  # SB3: "wasn't a zip-file"
+        # SB3: "wasn't a zip-file"
+        ("bit-flipped", "its member policy.pth is damaged (a CRC-32 or header check of the zip failed)"),
         ("foreign", "no data or policy.pth in the zip (truncated, or a zip that SB3 did not save)"),
         ("text", "not an intact zip file, truncated or of another kind (File is not a zip file)"),
     ],
