@@ -81,7 +81,8 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
     :param check_finite: Guard the training: stop with a ``FloatingPointError`` at the first non-finite loss
         (Q-values, targets) or gradient, before the optimizer step, so the network stays the last finite one;
         and with a ``ValueError`` naming the env step at the first non-finite observation or reward
-        (SB3's ``VecCheckNan``). Costs one synchronisation per gradient step.
+        (SB3's ``VecCheckNan``). The weights are checked after each optimizer step too. Costs two synchronisations
+        per gradient step.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
