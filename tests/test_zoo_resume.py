@@ -2,13 +2,14 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from sb3_dueling import DuelingDQN, DuelingQRDQN
 from sb3_dueling.checkpoints import save_checkpoint
 from sb3_dueling.user_input import UsageError
 from sb3_dueling.zoo.__main__ import main
-from sb3_dueling.zoo.checkpointing import check_resumable
+from sb3_dueling.zoo.checkpointing import check_resumable, resume_model
 from sb3_dueling.zoo.patches import zoo_patches
 
 
@@ -36,3 +37,14 @@ def test_resume_needs_the_algorithm_that_saved_the_checkpoint(tmp_path, algo, re
         message = f"and --algo {algo} trains {algo.upper()}: resume it with --algo dueling_dqn"
         with pytest.raises(UsageError, match=re.escape(message)):
             check_resumable(tmp_path, algo)
+
+
+def test_resume_model_continues_the_saved_random_generators(tmp_path):
+    # Loading to evaluate leaves the process's generators alone; the Zoo's --resume goes on where the run was
+    model = DuelingDQN("MlpPolicy", "CartPole-v1", buffer_size=100, seed=3)
+    np.random.seed(11)
+    save_checkpoint(model, tmp_path)
+    expected = np.random.random(3)
+    np.random.seed(99)
+    resume_model(tmp_path, model, 1_000)
+    np.testing.assert_array_equal(np.random.random(3), expected)

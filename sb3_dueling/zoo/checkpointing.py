@@ -66,6 +66,6 @@ def resume_model(folder: Path, fresh: BaseAlgorithm, n_timesteps: int) -> BaseAl
     :param n_timesteps: The run's total of env steps, for the message
     :return: The model of the newest complete checkpoint in ``folder``
     """
-    model = load_checkpoint(folder, env=fresh.get_env())
+    model = load_checkpoint(folder, env=fresh.get_env(), restore_random_state=True)
     print(f"Resuming from {folder} at step {model.num_timesteps} of {n_timesteps}")
     return model
