@@ -144,7 +144,7 @@ def check_model_file(path: str | os.PathLike[str] | io.BufferedIOBase, algorithm
     return ModelFile(file, pickled_global(data["policy_class"]))
 
 
-def _import(name: str) -> Any:
+def import_named(name: str) -> Any:
     """The object named ``module:qualname``, imported as unpickling it would; ``None`` if it cannot be."""
     module, _, qualname = name.partition(":")
     try:
@@ -169,7 +169,7 @@ def check_policy_class(file: ModelFile, loader: type[BaseAlgorithm], algorithms:
     """
     if file.policy_class is None:
         return
-    policy = _import(file.policy_class)
+    policy = import_named(file.policy_class)
     if not isinstance(policy, type):
         return
 

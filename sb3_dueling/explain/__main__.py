@@ -28,13 +28,13 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from tqdm import tqdm
 
 from sb3_dueling.checkpoints import CheckpointError, check_model_file, load_model_file
 from sb3_dueling.explain import Explanation, dueling_network, explain
 from sb3_dueling.explain.pictures import feature_names, plot_vector_episode, save_image_episode
+from sb3_dueling.model_files import import_named
 from sb3_dueling.user_input import UsageError, did_you_mean, is_atari
 
 BATCH = 256  # observations per batched saliency pass
@@ -43,10 +43,10 @@ BATCH = 256  # observations per batched saliency pass
 def load_dueling_model(path: Path) -> BaseAlgorithm:
     """A model with a dueling network, DQN or QR-DQN; a clear error for anything else."""
     try:
-        check_model_file(path, "DQN or QR-DQN")
-        data, _, _ = load_from_zip_file(path, device="cpu")
-        # Which of the two learners saved it, the policy says; the stock class loads what either class saved
-        policy_class = (data or {}).get("policy_class")
+        # Which of the two learners saved it, the policy class says (read by name: nothing is unpickled twice);
+        # the stock class loads what either class saved
+        saved = check_model_file(path, "DQN or QR-DQN").policy_class
+        policy_class = import_named(saved) if saved is not None else None
         learner = QRDQN if isinstance(policy_class, type) and issubclass(policy_class, QRDQNPolicy) else DQN
         model = load_model_file(path, learner)
     except CheckpointError as error:
