@@ -26,7 +26,7 @@ from stable_baselines3.common.save_util import load_from_pkl
 
 from sb3_dueling import DuelingDQN, DuelingQRDQN
 from sb3_dueling.checkpoints import read_manifest
-from sb3_dueling.zoo import CONFIGS, DQN_CONFIG, DUELING_DQN_CONFIG, QRDQN_CONFIG
+from sb3_dueling.zoo import CONFIGS, DQN_CONFIG, DUELING_DQN_CONFIG, QRDQN_CONFIG, studies
 from sb3_dueling.zoo.__main__ import main
 from sb3_dueling.zoo.studies import open_database_storage
 
@@ -410,7 +410,7 @@ def test_opening_a_database_gives_up_with_the_database_error(monkeypatch):
         calls.append(args)
         raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", racing_storage)
+    monkeypatch.setattr(studies, "MaskedRDBStorage", racing_storage)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     with pytest.raises(sqlalchemy.exc.IntegrityError, match="duplicate key"):
         open_database_storage("sqlite:///unused.db", attempts=3)
@@ -428,7 +428,7 @@ def test_opening_a_database_leaves_the_global_random_state_alone(monkeypatch):
             raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key"))
         return "storage"
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", storage_that_races_once)
+    monkeypatch.setattr(studies, "MaskedRDBStorage", storage_that_races_once)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     random.seed(1234)
     state = random.getstate()
