@@ -495,3 +495,12 @@ def test_the_database_password_stays_out_of_the_output_the_files_and_the_study(t
     monkeypatch.setenv("PGPASSWORD", password)
     report = load_from_pkl(next(tmp_path.glob("logs/dueling_dqn/report_*.pkl")))
     assert [trial.state for trial in report.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+def test_enjoy_of_another_algorithms_model_names_the_file_and_the_load(tmp_path):
+    run_folder = tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1"
+    run_folder.mkdir(parents=True)
+    DuelingQRDQN("MlpPolicy", "CartPole-v1", buffer_size=100).save(run_folder / "CartPole-v1.zip")
+    result = run([*ZOO, "enjoy", "--env", "CartPole-v1", "-f", "logs", "--no-render", "-n", "5"], tmp_path, expect_ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "CartPole-v1.zip: a DuelingQRDQN model" in result.stderr and "DuelingQRDQN.load" in result.stderr

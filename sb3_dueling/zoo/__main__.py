@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from sb3_dueling.model_files import CheckpointError
 from sb3_dueling.user_input import (
     CONFIGS,
     UsageError,
@@ -125,7 +126,7 @@ def check_checkpointing(checkpoint_freq: int | None, resume: Path | None) -> Non
     if checkpoint_freq is not None and checkpoint_freq < 1:
         raise UsageError(f"--checkpoint-freq must be a positive number of env steps, got {checkpoint_freq}")
     if resume is not None:
-        from sb3_dueling.checkpoints import CheckpointError, find_latest_checkpoint
+        from sb3_dueling.checkpoints import find_latest_checkpoint
 
         try:
             if find_latest_checkpoint(resume) is None:
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             if command in PREPARE:
                 rest = PREPARE[command](rest)
             run_zoo(command, rest)
-    except UsageError as error:
+    except (UsageError, CheckpointError) as error:  # bad input, or a model file that cannot be used: both named
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
