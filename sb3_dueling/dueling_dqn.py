@@ -4,8 +4,7 @@ import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
-from torch.nn import functional as F
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_dueling.arguments import checked_arguments
 from sb3_dueling.policies import (
@@ -15,29 +14,10 @@ from sb3_dueling.policies import (
     DuelingMultiInputPolicy,
     DuelingNatureCnnPolicy,
     DuelingQNetwork,
-    aggregate,
 )
-from sb3_dueling.training import DuelingTrainingMixin, OnlineOutput
+from sb3_dueling.training import DuelingTrainingMixin
 
 SelfDuelingDQN = TypeVar("SelfDuelingDQN", bound="DuelingDQN")
-
-
-def huber_loss(
-    current_q_values: th.Tensor, target_q_values: th.Tensor, weights: th.Tensor | None = None
-) -> tuple[th.Tensor, th.Tensor]:
-    """
-    DQN's Huber loss, averaged over the batch; with prioritized replay, each sample weighted by its
-    importance-sampling weight (Schaul et al. 2016, eq. 3 and algorithm 1).
-
-    :param current_q_values: Q(s, a) of the actions taken, shape (batch, 1)
-    :param target_q_values: their TD targets, shape (batch, 1)
-    :param weights: the importance-sampling weights, shape (batch, 1), or ``None`` (uniform replay)
-    :return: the loss, and the TD errors (detached), shape (batch, 1)
-    """
-    td_errors = (current_q_values - target_q_values).detach()
-    if weights is None:
-        return F.smooth_l1_loss(current_q_values, target_q_values), td_errors
-    return (weights * F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")).mean(), td_errors
 
 
 class DuelingDQN(DuelingTrainingMixin, DQN):
@@ -172,29 +152,8 @@ class DuelingDQN(DuelingTrainingMixin, DQN):
             _init_setup_model=_init_setup_model,
         )
 
-    def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
-        """Q(s, a) of the online network for the actions taken, shape (batch, 1), and its streams V and A."""
-        value, advantage = self.q_net.value_and_advantage(observations)
-        q_values = aggregate(value, advantage, self.q_net.aggregation)
-        return OnlineOutput(th.gather(q_values, dim=1, index=actions.long()), value, advantage)
-
-    def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
-        """
-        The value of the next states, shape (batch, 1). ``double_q``: the Double DQN target (van Hasselt
-        et al. 2016), which Wang et al. (2016) train the dueling network with: the online network picks
-        the next action, the target network values it. Else DQN's: the target network's max.
-        """
-        next_q_values = self.q_net_target(next_observations)
-        if not self.double_q:
-            return next_q_values.amax(dim=1, keepdim=True)
-        # The online network's greedy action is the argmax of its advantage stream (see DuelingQNetwork._predict)
-        next_actions = self.q_net.advantage(next_observations).argmax(dim=1, keepdim=True)
-        return next_q_values.gather(1, next_actions)
-
-    def _loss(
-        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
-    ) -> tuple[th.Tensor, th.Tensor]:
-        return huber_loss(current_values, target_values, weights)
+    def _networks(self) -> tuple[DuelingQNetwork, DuelingQNetwork]:
+        return self.q_net, self.q_net_target
 
     def learn(
         self: SelfDuelingDQN,

@@ -4,11 +4,9 @@ import torch as th
 from sb3_contrib import QRDQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_dueling.arguments import checked_arguments
-from sb3_dueling.policies import aggregate
-from sb3_dueling.quantile_loss import quantile_huber_loss
 from sb3_dueling.quantile_policies import (
     DuelingQRDQNCnnPolicy,
     DuelingQRDQNMlpPolicy,
@@ -17,21 +15,9 @@ from sb3_dueling.quantile_policies import (
     DuelingQuantileNetwork,
 )
 from sb3_dueling.registration import DUELING_QUANTILE_POLICIES
-from sb3_dueling.training import DuelingTrainingMixin, OnlineOutput
+from sb3_dueling.training import DuelingTrainingMixin
 
 SelfDuelingQRDQN = TypeVar("SelfDuelingQRDQN", bound="DuelingQRDQN")
-
-
-def quantiles_of(quantiles: th.Tensor, actions: th.Tensor) -> th.Tensor:
-    """
-    The quantiles of one action per sample.
-
-    :param quantiles: theta_i(s, a), shape (batch, n_quantiles, n_actions)
-    :param actions: one action per sample, shape (batch, 1) or (batch,)
-    :return: theta_i(s, action), shape (batch, n_quantiles)
-    """
-    index = actions.long().reshape(-1, 1, 1).expand(-1, quantiles.shape[1], 1)
-    return quantiles.gather(dim=2, index=index).squeeze(dim=2)
 
 
 class DuelingQRDQN(DuelingTrainingMixin, QRDQN):
@@ -170,32 +156,8 @@ class DuelingQRDQN(DuelingTrainingMixin, QRDQN):
             _init_setup_model=_init_setup_model,
         )
 
-    def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
-        """
-        The online network's quantiles of the actions taken, shape (batch, n_quantiles), and its streams V and A.
-        """
-        value, advantage = self.quantile_net.value_and_advantage(observations)
-        quantiles = aggregate(value, advantage, self.quantile_net.aggregation)
-        return OnlineOutput(quantiles_of(quantiles, actions), value, advantage)
-
-    def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
-        """
-        The quantiles of the next states, shape (batch, n_quantiles), of the action that ``double_q`` picks: the
-        online network's greedy action (the argmax of the mean over the quantiles, from its advantage stream, see
-        ``DuelingQuantileNetwork._predict``), else the target network's own, as QR-DQN does.
-        """
-        next_quantiles = self.quantile_net_target(next_observations)
-        if self.double_q:
-            next_actions = self.quantile_net._predict(next_observations)
-        else:
-            next_actions = next_quantiles.mean(dim=1).argmax(dim=1)
-        return quantiles_of(next_quantiles, next_actions)
-
-    def _loss(
-        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
-    ) -> tuple[th.Tensor, th.Tensor]:
-        """QR-DQN's quantile Huber loss; each sample's loss is its new priority (see the class docstring)."""
-        return quantile_huber_loss(current_values, target_values, weights)
+    def _networks(self) -> tuple[DuelingQuantileNetwork, DuelingQuantileNetwork]:
+        return self.quantile_net, self.quantile_net_target
 
     def learn(
         self: SelfDuelingQRDQN,

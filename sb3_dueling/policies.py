@@ -23,6 +23,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from sb3_dueling.heads import Head, ScalarHead
 from sb3_dueling.torch_layers import NatureConvExtractor, scale_gradient
 
 Aggregation = Literal["mean", "max"]
@@ -143,8 +144,8 @@ class DuelingStreams(BasePolicy):
     net_arch: Any
     aggregation: Aggregation
     shared_gradient_scale: float
-    #: The dimensions between the batch and the actions: ``()`` for Q-values, ``(n_quantiles,)`` for quantiles
-    quantile_shape: tuple[int, ...]
+    #: What the network outputs per action (one Q-value, quantiles, ...): see :mod:`sb3_dueling.heads`
+    head: Head
 
     def _build_streams(
         self,
@@ -153,7 +154,7 @@ class DuelingStreams(BasePolicy):
         activation_fn: type[nn.Module],
         aggregation: Aggregation,
         shared_gradient_scale: float,
-        quantile_shape: tuple[int, ...] = (),
+        head: Head | None = None,
     ) -> None:
         """
         Check the options and build the shared layers and the two streams.
@@ -163,7 +164,7 @@ class DuelingStreams(BasePolicy):
         :param activation_fn: Activation function of the hidden layers
         :param aggregation: ``"mean"`` or ``"max"``
         :param shared_gradient_scale: Factor applied to the gradient entering the shared layers
-        :param quantile_shape: ``()`` for a Q-network, ``(n_quantiles,)`` for a quantile network
+        :param head: What the network outputs per action; default one Q-value (:class:`~sb3_dueling.heads.ScalarHead`)
         """
         if not isinstance(self.action_space, spaces.Discrete):
             raise TypeError(f"action_space must be a gymnasium.spaces.Discrete, got {self.action_space}")
@@ -177,9 +178,9 @@ class DuelingStreams(BasePolicy):
         self.features_dim = features_dim
         self.aggregation = aggregation
         self.shared_gradient_scale = shared_gradient_scale
-        self.quantile_shape = quantile_shape
+        self.head = ScalarHead() if head is None else head
 
-        n_outputs = math.prod(quantile_shape)  # of each stream, per action: 1 for a Q-network
+        n_outputs = math.prod(self.head.support_shape)  # of each stream, per action: 1 for a Q-network
         n_actions = int(self.action_space.n)
         self.shared_net = nn.Sequential(*create_mlp(features_dim, -1, layers.shared, activation_fn))
         latent_dim = layers.shared[-1] if layers.shared else features_dim
@@ -191,9 +192,9 @@ class DuelingStreams(BasePolicy):
         # The two streams' gradients add up in the shared layers; the paper rescales their sum.
         return scale_gradient(latent, self.shared_gradient_scale if gradient_scale is None else gradient_scale)
 
-    def _per_quantile(self, outputs: th.Tensor, n_columns: int) -> th.Tensor:
+    def _per_support(self, outputs: th.Tensor, n_columns: int) -> th.Tensor:
         # (batch, n_quantiles * n_columns) -> (batch, n_quantiles, n_columns); a Q-network's stay as they are
-        return outputs.unflatten(-1, (*self.quantile_shape, n_columns))
+        return outputs.unflatten(-1, (*self.head.support_shape, n_columns))
 
     def value_and_advantage(self, obs: PyTorchObs, gradient_scale: float | None = None) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -206,8 +207,8 @@ class DuelingStreams(BasePolicy):
             for quantiles, (batch, n_quantiles, 1) and (batch, n_quantiles, n_actions)
         """
         latent = self._latent(obs, gradient_scale)
-        value = self._per_quantile(self.value_net(latent), 1)
-        return value, self._per_quantile(self.advantage_net(latent), int(self.action_space.n))
+        value = self._per_support(self.value_net(latent), 1)
+        return value, self._per_support(self.advantage_net(latent), int(self.action_space.n))
 
     def advantage(self, obs: PyTorchObs) -> th.Tensor:
         """
@@ -216,7 +217,7 @@ class DuelingStreams(BasePolicy):
         :param obs: Observation
         :return: A(s, a) with shape (batch, n_actions); for quantiles, (batch, n_quantiles, n_actions)
         """
-        return self._per_quantile(self.advantage_net(self._latent(obs)), int(self.action_space.n))
+        return self._per_support(self.advantage_net(self._latent(obs)), int(self.action_space.n))
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """
@@ -228,15 +229,23 @@ class DuelingStreams(BasePolicy):
         value, advantage = self.value_and_advantage(obs)
         return aggregate(value, advantage, self.aggregation)
 
+    def greedy_actions(self, obs: PyTorchObs) -> th.Tensor:
+        """
+        The greedy action of each state, shape (batch,).
+
+        Where Q is linear in the streams' outputs (``head.advantage_argmax_is_greedy``: one Q-value or
+        quantiles), V(s) and the mean (or max) of A(s, .) are the same for every action of a state, so the
+        greedy action is the argmax of A: acting needs the advantage stream only (paper, Sec. 3). With quantiles,
+        Q(s, a) = mean_i theta_i(s, a) = mean_i V_i(s) + mean_i A_i(s, a) - mean_i (mean or max of A_i(s, .)),
+        where only the middle term depends on a: the argmax of the mean of A over the quantiles. Otherwise (a
+        softmax over atoms), the argmax of the Q-values of the whole network.
+        """
+        if self.head.advantage_argmax_is_greedy:
+            return self.head.q_values(self.advantage(obs)).argmax(dim=1).reshape(-1)
+        return self.head.greedy_actions(self(obs)).reshape(-1)
+
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        # V(s) and the mean (or max) of A(s, .) are the same for every action of a state, so the greedy
-        # action is the argmax of A: acting needs the advantage stream only (paper, Sec. 3). With quantiles,
-        # Q(s, a) = mean_i theta_i(s, a) = mean_i V_i(s) + mean_i A_i(s, a) - mean_i (mean or max of A_i(s, .)),
-        # where only the middle term depends on a: the argmax of the mean of A over the quantiles.
-        advantage = self.advantage(observation)
-        if self.quantile_shape:
-            advantage = advantage.mean(dim=1)
-        return advantage.argmax(dim=1).reshape(-1)
+        return self.greedy_actions(observation)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -15,6 +15,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from sb3_dueling.heads import QuantileHead
 from sb3_dueling.policies import (
     Aggregation,
     CnnDefaults,
@@ -80,7 +81,9 @@ class DuelingQuantileNetwork(DuelingStreams, QuantileNetwork):
             normalize_images=normalize_images,
         )
         self.n_quantiles = n_quantiles
-        self._build_streams(features_dim, net_arch, activation_fn, aggregation, shared_gradient_scale, (n_quantiles,))
+        self._build_streams(
+            features_dim, net_arch, activation_fn, aggregation, shared_gradient_scale, QuantileHead(n_quantiles)
+        )
 
 
 class DuelingQRDQNPolicy(DuelingPolicyMixin, QRDQNPolicy):

@@ -1,12 +1,12 @@
 """
-The training step shared by the dueling learners (``DuelingDQN``; a quantile learner the same way)
+The training step shared by the dueling learners (``DuelingDQN``, ``DuelingQRDQN``)
 
-A learner differs from another in three things only: the online network's output for the actions
-taken (with its dueling streams, for the logs), the value of the next states the TD target
-bootstraps from, and the loss. It supplies those; everything else is here, once: sampling, the TD target,
-the optimizer step with gradient clipping, prioritized replay (importance weights, priorities,
-``beta``'s annealing, its n-step returns), the ``check_finite`` guard and clear errors for a model
-file that cannot be loaded.
+What a learner's network outputs (one Q-value, quantiles, ...) is its head's business
+(:mod:`sb3_dueling.heads`): the head selects the outputs of the actions taken, builds the TD target of
+its own distribution and gives the loss. A learner only says which are its online and target networks;
+everything else is here, once: sampling, the Double DQN or the max target, the optimizer step with
+gradient clipping, prioritized replay (importance weights, priorities, ``beta``'s annealing, its n-step
+returns), the ``check_finite`` guard and clear errors for a model file that cannot be loaded.
 """
 
 import io
@@ -24,6 +24,7 @@ from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
 from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from sb3_dueling.guards import StepCheckNan
 from sb3_dueling.model_files import check_model_file, check_policy_class, model_file_errors
+from sb3_dueling.policies import DuelingStreams, aggregate
 
 SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin")
 
@@ -34,7 +35,7 @@ TENSORBOARD_ONLY = ("stdout", "log", "json", "csv")
 class OnlineOutput(NamedTuple):
     """The online network's output on a batch."""
 
-    #: Q(s, a) (or its quantiles) for the actions taken, with gradients: what the loss trains
+    #: The outputs of the actions taken (Q(s, a), its quantiles...), with gradients: what the loss trains
     current_values: th.Tensor
     #: V(s), shape (batch, 1), and A(s, a), shape (batch, n_actions), as the network gives them, for the logs
     #: (a quantile network's have the quantiles in between: (batch, n_quantiles, 1), (batch, n_quantiles, n_actions))
@@ -54,8 +55,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
     The training step of a dueling learner, put before its SB3 algorithm:
     ``class DuelingDQN(DuelingTrainingMixin, DQN)``.
 
-    The learner calls :meth:`_set_dueling_options` first in its ``__init__``, and supplies
-    :meth:`_online_output`, :meth:`_next_values` and :meth:`_loss`.
+    The learner calls :meth:`_set_dueling_options` first in its ``__init__``, and supplies :meth:`_networks`.
     """
 
     #: The policies the learner trains (a subclass of it, or one of its ``policy_aliases``)
@@ -75,39 +75,41 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         self.double_q = check_flag("double_q", double_q)
         self.check_finite = check_flag("check_finite", check_finite)
 
+    def _networks(self) -> tuple[DuelingStreams, DuelingStreams]:
+        """The online and the target network (their names differ between SB3's DQN and sb3-contrib's QR-DQN)."""
+        raise NotImplementedError
+
     def _online_output(self, observations: PyTorchObs, actions: th.Tensor) -> OnlineOutput:
         """
-        The online network's output for the actions taken, and its dueling streams.
+        The online network's outputs for the actions taken, and its dueling streams.
 
         :param observations: the batch's observations
         :param actions: the actions taken, shape (batch, 1)
-        :return: ``current_values`` has one row per sample, broadcastable against :meth:`_next_values`
         """
-        raise NotImplementedError
+        online, _ = self._networks()
+        value, advantage = online.value_and_advantage(observations)
+        outputs = aggregate(value, advantage, online.aggregation)
+        return OnlineOutput(online.head.select(outputs, actions), value, advantage)
 
     def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
         """
-        The value of the next states that the TD target bootstraps from (called under ``th.no_grad()``):
-        the Double DQN target or the max target, chosen by ``double_q``.
+        The target network's outputs on the next states at the next actions, which the TD target bootstraps
+        from (called under ``th.no_grad()``). ``double_q``: the Double DQN target (van Hasselt et al. 2016),
+        which Wang et al. (2016) train the dueling network with: the online network picks the next action, the
+        target network values it. Else DQN's (and QR-DQN's): the target network's own greedy action.
 
         :param next_observations: the batch's next observations
-        :return: one row per sample
         """
-        raise NotImplementedError
+        online, target = self._networks()
+        next_outputs = target(next_observations)
+        if self.double_q:
+            next_actions = online.greedy_actions(next_observations)
+        else:
+            next_actions = target.head.greedy_actions(next_outputs)
+        return target.head.select(next_outputs, next_actions)
 
-    def _loss(
-        self, current_values: th.Tensor, target_values: th.Tensor, weights: th.Tensor | None
-    ) -> tuple[th.Tensor, th.Tensor]:
-        """
-        The loss to minimise: a pure function of its arguments.
-
-        :param current_values: the ``current_values`` of :meth:`_online_output`
-        :param target_values: the TD targets
-        :param weights: the importance-sampling weights of prioritized replay, shape (batch, 1), or ``None``
-        :return: the loss (a scalar, averaged over the batch with the weights) and one error per
-            sample, detached, whose absolute value is the sample's new priority
-        """
-        raise NotImplementedError
+    def _before_gradient_step(self) -> None:
+        """Called before each gradient step, before its batch is sampled (a learner with noisy layers draws new noise)."""
 
     def _setup_model(self) -> None:
         if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, self.policy_base)):
@@ -140,7 +142,9 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         loss_sum = th.zeros((), device=self.device)
         online_parameters = [param for group in self.policy.optimizer.param_groups for param in group["params"]]
         last_streams: tuple[th.Tensor, th.Tensor] | None = None
+        head = self._networks()[0].head
         for step in range(gradient_steps):
+            self._before_gradient_step()
             # Sample replay buffer
             replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -150,12 +154,12 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             weights = replay_data.weights if isinstance(replay_data, PrioritizedReplayBufferSamples) else None
 
             with th.no_grad():
-                # The TD target: Double DQN's or the max target (see _next_values)
+                # The TD target of the head's distribution, from Double DQN's next action or the max (see _next_values)
                 next_values = self._next_values(replay_data.next_observations)
-                target_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_values
+                target_values = head.target(next_values, replay_data.rewards, replay_data.dones, discounts)
 
             online = self._online_output(replay_data.observations, replay_data.actions)
-            loss, td_errors = self._loss(online.current_values, target_values, weights)
+            loss, td_errors = head.loss(online.current_values, target_values, weights)
             loss_sum += loss.detach()
 
             # Optimize the policy

@@ -12,7 +12,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 
 from sb3_dueling import DuelingDQN, PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
-from sb3_dueling.dueling_dqn import huber_loss
+from sb3_dueling.heads import ScalarHead
 from tests.conftest import SMALL_SETTINGS as SMALL
 
 OBS_SPACE = spaces.Box(-10, 10, (3,), np.float32)
@@ -133,7 +133,8 @@ def test_train_weights_the_loss_and_writes_priorities_back():
     assert not buffer.priorities_due
 
 
-def test_huber_loss_weights_the_samples_and_returns_the_td_errors():
+def test_the_scalar_heads_huber_loss_weights_the_samples_and_returns_the_td_errors():
+    huber_loss = ScalarHead().loss
     generator = th.Generator().manual_seed(0)
     current, target, weights = th.randn(8, 1, generator=generator) * 2, th.randn(8, 1, generator=generator), th.rand(8, 1)
     per_sample = th.nn.functional.smooth_l1_loss(current, target, reduction="none")

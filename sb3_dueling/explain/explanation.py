@@ -90,7 +90,7 @@ def explain(model: BaseAlgorithm, observations: np.ndarray) -> Explanation:
     finally:
         network.set_training_mode(was_training)
     q_values = aggregate(value, advantage, network.aggregation)
-    if network.quantile_shape:
+    if network.head.support_shape:
         # Aggregated per quantile first: with the max aggregation, the mean of theta_i is not the aggregate of the means
         value, advantage, q_values = (outputs.mean(dim=1) for outputs in (value, advantage, q_values))
     action = advantage.argmax(dim=1)
