@@ -57,6 +57,20 @@ class Head:
         """The argmax of the Q-values, shape (batch,)."""
         return self.q_values(outputs).argmax(dim=1)
 
+    def expected_streams(self, value: th.Tensor, advantage: th.Tensor, outputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        V(s) and A(s, a) of a dueling network as numbers in return units, for the logs and for ``explain``:
+        here the means of the streams over the support (the streams themselves for one Q-value), whose
+        argmax over the actions is the greedy action.
+
+        :param value: the value stream, shape (batch, *support_shape, 1)
+        :param advantage: the advantage stream, shape (batch, *support_shape, n_actions)
+        :param outputs: the streams aggregated, shape (batch, *support_shape, n_actions)
+        :return: V, shape (batch,), and A, shape (batch, n_actions)
+        """
+        batch_size, n_actions = advantage.shape[0], advantage.shape[-1]
+        return value.reshape(batch_size, -1).mean(dim=1), advantage.reshape(batch_size, -1, n_actions).mean(dim=1)
+
     def select(self, outputs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """
         The outputs of one action per sample.
@@ -171,6 +185,16 @@ class CategoricalHead(Head):
 
     def select(self, outputs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         return _select_along_actions(outputs, actions)
+
+    def expected_streams(self, value: th.Tensor, advantage: th.Tensor, outputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The streams are logits, joined before the softmax: as expected values, V is the expected atom of the
+        value stream's own softmax, and A(s, a) = Q(s, a) - mean_a' Q(s, a'), the advantage of the aggregated
+        distribution's expected values (its argmax is the greedy action).
+        """
+        value_probabilities = value.squeeze(-1).softmax(dim=1)
+        q_values = self.q_values(outputs)
+        return value_probabilities @ self.atoms(value), q_values - q_values.mean(dim=1, keepdim=True)
 
     def target(
         self, next_selected: th.Tensor, rewards: th.Tensor, dones: th.Tensor, discounts: th.Tensor | float

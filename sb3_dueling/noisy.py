@@ -9,6 +9,7 @@ default), whatever the mode, with the noise drawn by the last :func:`reset_noise
 mean network, for deterministic predictions) it uses its mean weights.
 """
 
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +112,19 @@ def mean_network(module: nn.Module) -> Iterator[None]:
     finally:
         for layer, state in zip(layers, states):
             layer.noisy = state
+
+
+def noisy_mlp(
+    input_dim: int, output_dim: int, net_arch: list[int], activation_fn: type[nn.Module], sigma0: float = SIGMA0
+) -> list[nn.Module]:
+    """
+    SB3's ``create_mlp`` with ``NoisyLinear`` layers: hidden layers of the sizes ``net_arch``, each followed
+    by ``activation_fn``, then a linear output layer of ``output_dim`` units (none if ``output_dim`` < 0).
+    """
+    sizes = [input_dim, *net_arch]
+    modules: list[nn.Module] = []
+    for size_in, size_out in itertools.pairwise(sizes):
+        modules += [NoisyLinear(size_in, size_out, sigma0), activation_fn()]
+    if output_dim > 0:
+        modules.append(NoisyLinear(sizes[-1], output_dim, sigma0))
+    return modules

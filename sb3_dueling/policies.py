@@ -6,6 +6,7 @@ The quantile networks for sb3-contrib's QR-DQN are in :mod:`sb3_dueling.quantile
 
 import inspect
 import math
+from functools import partial
 from numbers import Integral
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
@@ -24,6 +25,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from sb3_dueling.heads import Head, ScalarHead
+from sb3_dueling.noisy import SIGMA0, check_sigma0, noisy_mlp
 from sb3_dueling.torch_layers import NatureConvExtractor, scale_gradient
 
 Aggregation = Literal["mean", "max"]
@@ -146,6 +148,8 @@ class DuelingStreams(BasePolicy):
     shared_gradient_scale: float
     #: What the network outputs per action (one Q-value, quantiles, ...): see :mod:`sb3_dueling.heads`
     head: Head
+    #: The value and advantage streams (True), or a single stream of outputs per action (False)
+    dueling: bool
 
     def _build_streams(
         self,
@@ -155,6 +159,9 @@ class DuelingStreams(BasePolicy):
         aggregation: Aggregation,
         shared_gradient_scale: float,
         head: Head | None = None,
+        dueling: bool = True,
+        noisy: bool = False,
+        sigma0: float = SIGMA0,
     ) -> None:
         """
         Check the options and build the shared layers and the two streams.
@@ -165,6 +172,10 @@ class DuelingStreams(BasePolicy):
         :param aggregation: ``"mean"`` or ``"max"``
         :param shared_gradient_scale: Factor applied to the gradient entering the shared layers
         :param head: What the network outputs per action; default one Q-value (:class:`~sb3_dueling.heads.ScalarHead`)
+        :param dueling: The two streams; ``False``: one stream of outputs per action (with the hidden layers that
+            ``net_arch`` gives the advantage stream), as in DQN
+        :param noisy: Every linear layer after the features extractor is a factorised ``NoisyLinear``
+        :param sigma0: The initial noise scale of the noisy layers
         """
         if not isinstance(self.action_space, spaces.Discrete):
             raise TypeError(f"action_space must be a gymnasium.spaces.Discrete, got {self.action_space}")
@@ -172,6 +183,7 @@ class DuelingStreams(BasePolicy):
             net_arch = [64, 64]
         layers = parse_net_arch(net_arch)
         check_dueling_options(aggregation, shared_gradient_scale, activation_fn)
+        check_sigma0(sigma0)
 
         self.net_arch = net_arch
         self.activation_fn = activation_fn
@@ -179,13 +191,19 @@ class DuelingStreams(BasePolicy):
         self.aggregation = aggregation
         self.shared_gradient_scale = shared_gradient_scale
         self.head = ScalarHead() if head is None else head
+        self.dueling = dueling
 
         n_outputs = math.prod(self.head.support_shape)  # of each stream, per action: 1 for a Q-network
         n_actions = int(self.action_space.n)
-        self.shared_net = nn.Sequential(*create_mlp(features_dim, -1, layers.shared, activation_fn))
+        mlp = partial(noisy_mlp, sigma0=sigma0) if noisy else create_mlp
+        self.shared_net = nn.Sequential(*mlp(features_dim, -1, layers.shared, activation_fn))
         latent_dim = layers.shared[-1] if layers.shared else features_dim
-        self.value_net = nn.Sequential(*create_mlp(latent_dim, n_outputs, layers.value, activation_fn))
-        self.advantage_net = nn.Sequential(*create_mlp(latent_dim, n_outputs * n_actions, layers.advantage, activation_fn))
+        if dueling:
+            self.value_net = nn.Sequential(*mlp(latent_dim, n_outputs, layers.value, activation_fn))
+            self.advantage_net = nn.Sequential(*mlp(latent_dim, n_outputs * n_actions, layers.advantage, activation_fn))
+        else:
+            # One stream, with the advantage stream's hidden layers: taking dueling out keeps the depth
+            self.output_net = nn.Sequential(*mlp(latent_dim, n_outputs * n_actions, layers.advantage, activation_fn))
 
     def _latent(self, obs: PyTorchObs, gradient_scale: float | None = None) -> th.Tensor:
         latent = self.shared_net(self.extract_features(obs, self.features_extractor))
@@ -206,9 +224,21 @@ class DuelingStreams(BasePolicy):
         :return: V(s) with shape (batch, 1) and A(s, a) with shape (batch, n_actions);
             for quantiles, (batch, n_quantiles, 1) and (batch, n_quantiles, n_actions)
         """
+        if not self.dueling:
+            raise TypeError("the network has one stream (dueling=False): it has no value and advantage streams")
         latent = self._latent(obs, gradient_scale)
         value = self._per_support(self.value_net(latent), 1)
         return value, self._per_support(self.advantage_net(latent), int(self.action_space.n))
+
+    def outputs_and_streams(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor | None, th.Tensor | None]:
+        """
+        The network's outputs per action (Q-values, quantiles, logits), shape (batch, *support, n_actions),
+        and the value and advantage streams they were aggregated from (``None`` for a one-stream network).
+        """
+        if not self.dueling:
+            return self._per_support(self.output_net(self._latent(obs)), int(self.action_space.n)), None, None
+        value, advantage = self.value_and_advantage(obs)
+        return aggregate(value, advantage, self.aggregation), value, advantage
 
     def advantage(self, obs: PyTorchObs) -> th.Tensor:
         """
@@ -224,10 +254,9 @@ class DuelingStreams(BasePolicy):
         Predict the Q-values (or their quantiles).
 
         :param obs: Observation
-        :return: The estimated Q-Value (or its quantiles) for each action.
+        :return: The estimated Q-Value (or its quantiles, or the logits of its distribution) for each action.
         """
-        value, advantage = self.value_and_advantage(obs)
-        return aggregate(value, advantage, self.aggregation)
+        return self.outputs_and_streams(obs)[0]
 
     def greedy_actions(self, obs: PyTorchObs) -> th.Tensor:
         """
@@ -238,9 +267,9 @@ class DuelingStreams(BasePolicy):
         greedy action is the argmax of A: acting needs the advantage stream only (paper, Sec. 3). With quantiles,
         Q(s, a) = mean_i theta_i(s, a) = mean_i V_i(s) + mean_i A_i(s, a) - mean_i (mean or max of A_i(s, .)),
         where only the middle term depends on a: the argmax of the mean of A over the quantiles. Otherwise (a
-        softmax over atoms), the argmax of the Q-values of the whole network.
+        softmax over atoms, or a network without streams), the argmax of the Q-values of the whole network.
         """
-        if self.head.advantage_argmax_is_greedy:
+        if self.dueling and self.head.advantage_argmax_is_greedy:
             return self.head.q_values(self.advantage(obs)).argmax(dim=1).reshape(-1)
         return self.head.greedy_actions(self(obs)).reshape(-1)
 

@@ -23,8 +23,9 @@ from stable_baselines3.common.vec_env import VecCheckNan, is_vecenv_wrapped
 
 from sb3_dueling.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from sb3_dueling.guards import StepCheckNan
+from sb3_dueling.heads import Head
 from sb3_dueling.model_files import check_model_file, check_policy_class, model_file_errors
-from sb3_dueling.policies import DuelingStreams, aggregate
+from sb3_dueling.policies import DuelingStreams
 
 SelfDuelingTraining = TypeVar("SelfDuelingTraining", bound="DuelingTrainingMixin")
 
@@ -38,9 +39,12 @@ class OnlineOutput(NamedTuple):
     #: The outputs of the actions taken (Q(s, a), its quantiles...), with gradients: what the loss trains
     current_values: th.Tensor
     #: V(s), shape (batch, 1), and A(s, a), shape (batch, n_actions), as the network gives them, for the logs
-    #: (a quantile network's have the quantiles in between: (batch, n_quantiles, 1), (batch, n_quantiles, n_actions))
-    value: th.Tensor
-    advantage: th.Tensor
+    #: (a quantile network's have the quantiles in between: (batch, n_quantiles, 1), (batch, n_quantiles, n_actions));
+    #: ``None`` for a network with one stream
+    value: th.Tensor | None
+    advantage: th.Tensor | None
+    #: The outputs of every action, the streams aggregated, for the logs
+    outputs: th.Tensor
 
 
 def check_flag(name: str, value: Any) -> bool:
@@ -87,9 +91,8 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         :param actions: the actions taken, shape (batch, 1)
         """
         online, _ = self._networks()
-        value, advantage = online.value_and_advantage(observations)
-        outputs = aggregate(value, advantage, online.aggregation)
-        return OnlineOutput(online.head.select(outputs, actions), value, advantage)
+        outputs, value, advantage = online.outputs_and_streams(observations)
+        return OnlineOutput(online.head.select(outputs, actions), value, advantage, outputs)
 
     def _next_values(self, next_observations: PyTorchObs) -> th.Tensor:
         """
@@ -141,7 +144,7 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
         # fragments glibc's heap: 1.6 GB peak RSS instead of 0.45 GB at 170 quantiles, docs/speed.md)
         loss_sum = th.zeros((), device=self.device)
         online_parameters = [param for group in self.policy.optimizer.param_groups for param in group["params"]]
-        last_streams: tuple[th.Tensor, th.Tensor] | None = None
+        last_streams: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None
         head = self._networks()[0].head
         for step in range(gradient_steps):
             self._before_gradient_step()
@@ -187,30 +190,31 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
                 # The sampled transitions' new priorities, from their TD errors (Schaul et al. 2016, algorithm 1)
                 self.replay_buffer.update_priorities(replay_data.indices, td_errors.cpu().numpy())  # type: ignore[union-attr]
             # The dueling diagnostics are those of the last batch
-            last_streams = online.value.detach(), online.advantage.detach()
+            if online.value is not None and online.advantage is not None:
+                last_streams = online.value.detach(), online.advantage.detach(), online.outputs.detach()
 
         # Increase update counter
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if last_streams is not None:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
+        if gradient_steps > 0:  # gradient_steps=0 sampled no batch: no loss, no diagnostics
             self.logger.record("train/loss", (loss_sum / gradient_steps).item())
-            self._record_dueling_diagnostics(*last_streams)
+        if last_streams is not None:  # nor has a network with one stream any streams
+            self._record_dueling_diagnostics(head, *last_streams)
 
-    def _record_dueling_diagnostics(self, value: th.Tensor, advantage: th.Tensor) -> None:
+    def _record_dueling_diagnostics(self, head: Head, value: th.Tensor, advantage: th.Tensor, outputs: th.Tensor) -> None:
         """
         Log how good the states of a batch are, V(s), and how much the choice of action matters in
         them, the range of A(s, .): their means, and their distributions as TensorBoard histograms
         (kept as tensors, no copy or synchronisation, until the logs are written).
 
-        :param value: V(s), shape (batch, 1), or its quantiles, shape (batch, n_quantiles, 1)
-        :param advantage: A(s, a), shape (batch, n_actions), or its quantiles, shape (batch, n_quantiles, n_actions)
+        :param head: the network's head, which gives V and A as numbers (see ``Head.expected_streams``)
+        :param value: V(s), shape (batch, 1), or per quantile or atom, shape (batch, n, 1)
+        :param advantage: A(s, a), shape (batch, n_actions), or per quantile or atom, shape (batch, n, n_actions)
+        :param outputs: the streams aggregated, shape (batch, [n,] n_actions)
         """
-        # A quantile network's streams are logged as their means over the quantiles (reduced here, once per
-        # train() call, rather than at every gradient step)
-        batch_size, n_actions = advantage.shape[0], advantage.shape[-1]
-        value = value.reshape(batch_size, -1).mean(dim=1)
-        advantage = advantage.reshape(batch_size, -1, n_actions).mean(dim=1)
+        # Reduced here, once per train() call, rather than at every gradient step
+        value, advantage = head.expected_streams(value, advantage, outputs)
         spread = advantage.amax(dim=1) - advantage.amin(dim=1)
         self.logger.record("train/value_mean", value.mean().item())
         self.logger.record("train/advantage_range", spread.mean().item())

@@ -7,7 +7,10 @@ the observation, computed with autograd: one batched forward pass, one backward 
 
 A quantile network (QR-DQN) has a V_i(s) and an A_i(s, a) per quantile i: V and A are then their means
 over the quantiles, and Q(s, a) the mean over the quantiles of theta_i(s, a), the aggregated quantiles
-(QR-DQN's Q-value). The greedy action a* is the argmax of A's mean, as the network acts.
+(QR-DQN's Q-value). The greedy action a* is the argmax of A's mean, as the network acts. A categorical
+network (C51, Rainbow) joins the streams' logits before the softmax over the atoms: V is then the expected
+atom of the value stream's softmax and A(s, a) = Q(s, a) - mean_a' Q(s, a'), in return units (see
+``Head.expected_streams``). Noisy layers give their mean weights, as when the model acts deterministically.
 
     from sb3_dueling.explain import explain
     explanation = explain(model, observations)  # a DuelingDQN or DuelingQRDQN, or a DQN / QRDQN with a dueling policy
@@ -21,6 +24,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_dueling.noisy import mean_network
 from sb3_dueling.policies import DuelingStreams, aggregate
 
 
@@ -54,7 +58,7 @@ class Explanation:
 def dueling_network(model: BaseAlgorithm) -> DuelingStreams:
     """The model's online dueling network (a Q-network or a quantile network), or a clear error for a model without one."""
     network = getattr(model, "q_net", getattr(model, "quantile_net", None))
-    if not isinstance(network, DuelingStreams):
+    if not isinstance(network, DuelingStreams) or not network.dueling:
         raise TypeError(
             f"the model has no dueling head (its network is {type(network).__name__}): explain needs a DuelingDQN, a "
             "DuelingQRDQN, or an SB3 DQN or sb3-contrib QRDQN with a dueling policy (DuelingMlpPolicy, DuelingCnnPolicy...)"
@@ -85,21 +89,24 @@ def explain(model: BaseAlgorithm, observations: np.ndarray) -> Explanation:
     was_training = network.training
     network.set_training_mode(False)
     try:
-        # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient
-        value, advantage = network.value_and_advantage(obs, gradient_scale=1.0)
+        # The paper's 1/sqrt(2) rescale is a training device: the saliency is the network's true gradient; noisy
+        # layers give their mean weights, with which the model acts deterministically
+        with mean_network(network):
+            streams = network.value_and_advantage(obs, gradient_scale=1.0)
     finally:
         network.set_training_mode(was_training)
-    q_values = aggregate(value, advantage, network.aggregation)
-    if network.head.support_shape:
-        # Aggregated per quantile first: with the max aggregation, the mean of theta_i is not the aggregate of the means
-        value, advantage, q_values = (outputs.mean(dim=1) for outputs in (value, advantage, q_values))
+    # Aggregated per quantile (or atom) first: with the max aggregation, the mean of theta_i is not the aggregate of
+    # the means
+    outputs = aggregate(*streams, network.aggregation)
+    q_values = network.head.q_values(outputs)
+    value, advantage = network.head.expected_streams(*streams, outputs)
     action = advantage.argmax(dim=1)
     # Samples do not interact in the network, so the gradient of the sum is each sample's own gradient
     value_gradient, advantage_gradient = (
         th.autograd.grad(output.sum(), obs, retain_graph=True)[0] for output in (value, advantage.gather(1, action[:, None]))
     )
     return Explanation(
-        value=value.detach().squeeze(1).cpu().numpy(),
+        value=value.detach().cpu().numpy(),
         advantage=advantage.detach().cpu().numpy(),
         q_values=q_values.detach().cpu().numpy(),
         action=action.cpu().numpy(),
