@@ -17,6 +17,14 @@ from sb3_dueling.quantile_policies import (
     DuelingQRDQNNatureCnnPolicy,
     DuelingQRDQNPolicy,
 )
+from sb3_dueling.rainbow import Rainbow
+from sb3_dueling.rainbow_policies import (
+    RainbowCnnPolicy,
+    RainbowMlpPolicy,
+    RainbowMultiInputPolicy,
+    RainbowNatureCnnPolicy,
+    RainbowPolicy,
+)
 from sb3_dueling.registration import register_dueling_policies
 
 # Read version from file
@@ -41,5 +49,11 @@ __all__ = [
     "DuelingQRDQNPolicy",
     "PrioritizedDictReplayBuffer",
     "PrioritizedReplayBuffer",
+    "Rainbow",
+    "RainbowCnnPolicy",
+    "RainbowMlpPolicy",
+    "RainbowMultiInputPolicy",
+    "RainbowNatureCnnPolicy",
+    "RainbowPolicy",
     "register_dueling_policies",
 ]

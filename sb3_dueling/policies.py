@@ -373,10 +373,12 @@ class DuelingPolicyMixin(BasePolicy):
         extractor_class = features_extractor_class or self.default_features_extractor_class
         return net_arch, extractor_class, with_fused_optimizer(optimizer_class, optimizer_kwargs)
 
-    def _make_dueling_net(self, network_class: type[DuelingNetwork]) -> DuelingNetwork:
+    def _make_dueling_net(self, network_class: type[DuelingNetwork], **network_kwargs: Any) -> DuelingNetwork:
         # Make sure we always have separate networks for features extractors etc
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        network = network_class(**net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale)
+        network = network_class(
+            **net_args, aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale, **network_kwargs
+        )
         return network.to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
