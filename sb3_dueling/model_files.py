@@ -173,12 +173,16 @@ def check_policy_class(file: ModelFile, loader: type[BaseAlgorithm], algorithms:
     if not isinstance(policy, type):
         return
 
+    # A policy that only one learner can train (Rainbow's) names it; SB3's algorithm it subclasses cannot
+    only_by = getattr(policy, "trained_only_by", None)
+
     def reads(algorithm: type[BaseAlgorithm]) -> bool:
-        return issubclass(policy, tuple(algorithm.policy_aliases.values()))
+        trains = only_by is None or algorithm.__name__ == only_by
+        return trains and issubclass(policy, tuple(algorithm.policy_aliases.values()))
 
     if reads(loader):
         return
-    readers = [algorithm.__name__ for algorithm in algorithms if reads(algorithm)]
+    readers = list(dict.fromkeys(algorithm.__name__ for algorithm in algorithms if reads(algorithm)))
     saved_policy = file.policy_class.replace(":", ".")
     if not readers:
         raise CheckpointError(

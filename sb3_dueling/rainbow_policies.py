@@ -8,7 +8,7 @@ switched off and its worth measured.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch as th
 from gymnasium import spaces
@@ -148,6 +148,8 @@ class RainbowPolicy(DuelingPolicyMixin, DQNPolicy):
     :param shared_gradient_scale: Factor applied to the gradient that enters the shared layers
     """
 
+    #: The one learner that trains it (the model files' check names no other ``load``)
+    trained_only_by: ClassVar[str] = "Rainbow"
     q_net: RainbowNetwork
     q_net_target: RainbowNetwork
 

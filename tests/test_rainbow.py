@@ -199,7 +199,7 @@ def test_save_and_load_in_a_fresh_process(tmp_path, distribution):
 
 def test_a_rainbow_file_is_not_a_duelingdqn_one(tmp_path):
     rainbow().save(tmp_path / "model.zip")
-    with pytest.raises(Exception, match=r"load it with Rainbow\.load"):
+    with pytest.raises(Exception, match=r"load it with Rainbow\.load$"):
         DuelingDQN.load(tmp_path / "model.zip")
 
 
