@@ -24,11 +24,12 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
     for number, snippet in enumerate(snippets):  # a traceback names the snippet that failed
         exec(compile(shortened(snippet), f"<README.md python snippet {number}>", "exec"), session)
     # what the snippets promise to leave behind
-    assert {"dueling_cartpole.zip", "buffer.pkl", "checkpoints"} <= {path.name for path in tmp_path.iterdir()}
+    left = {path.name for path in tmp_path.iterdir()}
+    assert {"dueling_cartpole.zip", "buffer.pkl", "checkpoints", "rainbow_cartpole.zip"} <= left
     assert session["model"].num_timesteps == 600  # resumed from the last checkpoint, which ended the run
 
 
-MAKES_A_MODEL = re.compile(r"\b(?:DuelingDQN|DuelingQRDQN|DQN|QRDQN)\(|\bresume_training\(")
+MAKES_A_MODEL = re.compile(r"\b(?:DuelingDQN|DuelingQRDQN|DQN|QRDQN|Rainbow)\(|\bresume_training\(")
 BASH_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
 
 
