@@ -254,3 +254,18 @@ def test_resume_is_exact(tmp_path):
     for got, expected in zip(resumed.policy.state_dict().values(), uninterrupted.policy.state_dict().values(), strict=True):
         assert th.equal(got, expected)
     np.testing.assert_array_equal(resumed.replay_buffer.tree.levels[0], uninterrupted.replay_buffer.tree.levels[0])
+
+
+@pytest.mark.parametrize("policy", ["CnnPolicy", "NatureCnnPolicy"])
+def test_image_policies(policy):
+    from tests.tiny_image_env import make_tiny_image_env
+
+    model = Rainbow(policy, make_tiny_image_env(), buffer_size=200, learning_starts=20, batch_size=8, seed=0)
+    model.learn(60)
+    assert model._n_updates > 0 and len(noisy_layers(model.q_net)) == (2 if policy == "CnnPolicy" else 4)
+
+
+def test_check_finite_stops_a_diverging_rainbow():
+    model = rainbow(distribution=None, learning_rate=1e38, learning_starts=10, check_finite=True)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        model.learn(300)
