@@ -20,6 +20,8 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_dueling.arguments import constructor_arguments, did_you_mean, policy_arguments, unknown_argument
+from sb3_dueling.heads import check_support
+from sb3_dueling.noisy import check_sigma0
 from sb3_dueling.policies import AGGREGATIONS, DuelingPolicyMixin, parse_net_arch
 from sb3_dueling.quantile_policies import check_n_quantiles
 
@@ -28,12 +30,20 @@ HYPERPARAMS_FOLDER = Path(__file__).parent / "hyperparams"
 DUELING_DQN_CONFIG = HYPERPARAMS_FOLDER / "dueling_dqn.yml"
 #: For ``python -m sb3_dueling.zoo train --algo dueling_qrdqn`` (the default ``-conf``)
 DUELING_QRDQN_CONFIG = HYPERPARAMS_FOLDER / "dueling_qrdqn.yml"
+#: For ``python -m sb3_dueling.zoo train --algo rainbow`` (the default ``-conf``)
+RAINBOW_CONFIG = HYPERPARAMS_FOLDER / "rainbow.yml"
 #: For the unmodified Zoo: ``python -m rl_zoo3.train --algo dqn --gym-packages sb3_dueling -conf DQN_CONFIG``
 DQN_CONFIG = HYPERPARAMS_FOLDER / "dqn.yml"
 #: For the unmodified Zoo: ``python -m rl_zoo3.train --algo qrdqn --gym-packages sb3_dueling -conf QRDQN_CONFIG``
 QRDQN_CONFIG = HYPERPARAMS_FOLDER / "qrdqn.yml"
 #: The package's hyperparameter file of each Zoo algorithm: its own algorithms, then the Zoo's run with the dueling policies
-CONFIGS = {"dueling_dqn": DUELING_DQN_CONFIG, "dueling_qrdqn": DUELING_QRDQN_CONFIG, "dqn": DQN_CONFIG, "qrdqn": QRDQN_CONFIG}
+CONFIGS = {
+    "dueling_dqn": DUELING_DQN_CONFIG,
+    "dueling_qrdqn": DUELING_QRDQN_CONFIG,
+    "rainbow": RAINBOW_CONFIG,
+    "dqn": DQN_CONFIG,
+    "qrdqn": QRDQN_CONFIG,
+}
 # Keys of a Zoo hyperparameter entry that the Zoo itself consumes (the rest go to the algorithm)
 ZOO_KEYS = {
     "n_timesteps",
@@ -51,6 +61,8 @@ ZOO_KEYS = {
 }
 #: The Zoo's schedules: a number, or a string ``lin_<initial value>``, a linear schedule from it to 0
 ZOO_SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+#: The arguments of a categorical policy that make its support, in the order of ``check_support``
+SUPPORT = ("n_atoms", "v_min", "v_max")
 #: Values that the Zoo evaluates as Python when they are strings
 ZOO_EVALUATED = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
 
@@ -188,17 +200,41 @@ def check_hyperparam_values(algo: str, algorithm: type[BaseAlgorithm], hyperpara
                     f"as in lin_0.001), got {value!r}{yaml_float_hint(value)}"
                 )
         elif key not in ZOO_EVALUATED and key in hints:
+            choices = accepted_values(hints[key])
+            if choices is not None and value not in choices:
+                raise UsageError(f"{where}: {key} must be one of {list(choices)}, got {value!r}")
             classes = accepted_types(hints[key])
             if classes is not None and not is_instance(value, classes):
                 names = " or ".join("None" if cls is type(None) else cls.__name__ for cls in classes)
                 raise UsageError(f"{where}: {key} must be {names}, got {value!r}{yaml_float_hint(value)}")
 
 
+def union_members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union annotation (``int | None``: int, NoneType); any other annotation alone."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return typing.get_args(annotation) if union else (annotation,)
+
+
 def accepted_types(annotation: Any) -> tuple[type, ...] | None:
     """The classes of an annotation (``int | tuple[int, str]``: int, tuple); ``None`` when it is not only classes."""
-    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-    classes = tuple(typing.get_origin(member) or member for member in (typing.get_args(annotation) if union else [annotation]))
+    classes = tuple(typing.get_origin(member) or member for member in union_members(annotation))
     return classes if all(isinstance(cls, type) for cls in classes) else None
+
+
+def accepted_values(annotation: Any) -> tuple[Any, ...] | None:
+    """The values of an annotation of literals (``Literal["a", "b"] | None``: a, b, None); ``None`` for any other."""
+    members = union_members(annotation)
+    if not any(typing.get_origin(member) is typing.Literal for member in members):
+        return None
+    values: list[Any] = []
+    for member in members:
+        if member is type(None):
+            values.append(None)
+        elif typing.get_origin(member) is typing.Literal:
+            values.extend(typing.get_args(member))
+        else:
+            return None
+    return tuple(values)
 
 
 def is_instance(value: Any, classes: tuple[type, ...]) -> bool:
@@ -252,13 +288,18 @@ def check_policy(algo: str, algorithm: type[BaseAlgorithm], entry: dict[str, Any
     problem = unknown_argument(policy_kwargs, allowed or policy_kwargs, f"an argument of {policy.__name__} in policy_kwargs")
     if problem is not None:
         raise UsageError(f"{where}: {problem}")
+    # Rainbow's switches are also its policy's arguments: Rainbow takes them itself and passes them on
+    own = sorted(set(policy_kwargs) & (constructor_arguments(algorithm, ("env",)) or set()))
+    if own:
+        raise UsageError(f"{where}: {own[0]!r} is a hyperparameter of {algo}: give it as one, not in policy_kwargs")
     if issubclass(policy, DuelingPolicyMixin):
-        check_dueling_values(policy_kwargs, where)
+        check_dueling_values(policy, policy_kwargs, where)
 
 
-def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
+def check_dueling_values(policy: type[DuelingPolicyMixin], policy_kwargs: dict[str, Any], where: str) -> None:
     """
-    The values of a dueling policy's ``aggregation``, ``net_arch`` and, for a quantile policy, ``n_quantiles``
+    The values of a dueling policy's ``aggregation``, ``net_arch``, for a quantile policy ``n_quantiles``, for
+    Rainbow's ``n_atoms``, ``v_min``, ``v_max`` (with the policy's defaults for those not given) and ``sigma0``
     (the rest is checked when the model is built).
     """
     aggregation = policy_kwargs.get("aggregation", AGGREGATIONS[0])
@@ -267,7 +308,13 @@ def check_dueling_values(policy_kwargs: dict[str, Any], where: str) -> None:
     try:
         if policy_kwargs.get("net_arch") is not None:
             parse_net_arch(policy_kwargs["net_arch"])
-        if "n_quantiles" in policy_kwargs:  # only a quantile policy takes it (checked before)
+        # Only the policies that take these have them in policy_kwargs (checked before)
+        if "n_quantiles" in policy_kwargs:
             check_n_quantiles(policy_kwargs["n_quantiles"])
+        if any(name in policy_kwargs for name in SUPPORT):
+            defaults = inspect.signature(policy).parameters
+            check_support(*(policy_kwargs.get(name, defaults[name].default) for name in SUPPORT))
+        if "sigma0" in policy_kwargs:
+            check_sigma0(policy_kwargs["sigma0"])
     except (TypeError, ValueError) as error:
         raise UsageError(f"{where}: policy_kwargs {error}") from error

@@ -1,25 +1,27 @@
 """
-The RL Zoo's commands, with ``dueling_dqn`` (DuelingDQN) and ``dueling_qrdqn`` (DuelingQRDQN) registered:
+The RL Zoo's commands, with ``dueling_dqn`` (DuelingDQN), ``dueling_qrdqn`` (DuelingQRDQN) and ``rainbow``
+(Rainbow) registered:
 
     python -m sb3_dueling.zoo train --algo dueling_dqn --env CartPole-v1 [any rl_zoo3 train flag]
     python -m sb3_dueling.zoo train --algo dueling_qrdqn --env CartPole-v1
+    python -m sb3_dueling.zoo train --algo rainbow --env CartPole-v1
     python -m sb3_dueling.zoo enjoy --algo dueling_dqn --env CartPole-v1 -f logs/
     python -m sb3_dueling.zoo plot_train | plot_from_file | all_plots ... [--figure-folder DIR]
-    python -m sb3_dueling.zoo config [dueling_dqn|dueling_qrdqn|dqn|qrdqn]   (prints the path of a hyperparameter file)
+    python -m sb3_dueling.zoo config [dueling_dqn|dueling_qrdqn|rainbow|dqn|qrdqn]   (prints the path of a hyperparameter file)
 
 (``sb3-dueling-zoo`` is the same command; ``COMMAND -h`` lists the Zoo's options and ours.)
 
 ``train`` and ``enjoy`` add, before handing over to the Zoo: ``--algo dueling_dqn`` and
 ``--num-threads 1`` when they are not given (one PyTorch thread: the small networks train no faster
 on more, and on a busy machine more threads spin against the other processes; see docs/speed.md);
-``train`` also ``-conf`` the package's file of the algorithm (``dueling_dqn.yml``, ``dueling_qrdqn.yml``),
-and with ``-optimize`` an SQLite study under the log folder (``--storage``) named ``<algo>_<env>``
+``train`` also ``-conf`` the package's file of the algorithm (``dueling_dqn.yml``, ``dueling_qrdqn.yml``,
+``rainbow.yml``), and with ``-optimize`` an SQLite study under the log folder (``--storage``) named ``<algo>_<env>``
 (``--study-name``) unless given, so that running the same command again resumes the study. A database
 URL may come from an environment variable (``--storage env:NAME``: a command line shows in ``ps``); its
 password is masked in every message and file of the run (``postgres://`` is read as ``postgresql://``). Bad input
 (an unknown env id, an env without discrete actions, an unknown hyperparameter or policy, a bad
-``n_quantiles``, an unsupported or unreachable storage, a missing model) stops it with a clear message
-and exit code 2, before anything is written.
+``n_quantiles``, atom support or ``sigma0``, an unsupported or unreachable storage, a missing model) stops it with a
+clear message and exit code 2, before anything is written.
 Database studies get a heartbeat (``--optuna-heartbeat SECONDS``, default 60): a killed worker's
 trial is marked FAIL once three beats are missed, instead of staying RUNNING.
 ``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the

@@ -19,13 +19,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
 from sb3_dueling.dueling_dqn import DuelingDQN
 from sb3_dueling.dueling_qrdqn import DuelingQRDQN
+from sb3_dueling.rainbow import Rainbow
 from sb3_dueling.zoo.checkpointing import check_resumable, checkpoint_callback, resume_model
 from sb3_dueling.zoo.figures import FigureFiles, has_display
 from sb3_dueling.zoo.sampler import (
     Sampler,
     convert_dueling_params,
+    convert_rainbow_params,
     sample_dueling_dqn_params,
     sample_dueling_qrdqn_params,
+    sample_rainbow_params,
 )
 from sb3_dueling.zoo.storages import Storage
 from sb3_dueling.zoo.studies import with_heartbeat
@@ -46,6 +49,7 @@ class ZooAlgorithm(NamedTuple):
 ZOO_ALGORITHMS = {
     ALGO: ZooAlgorithm(DuelingDQN, sample_dueling_dqn_params, convert_dueling_params),
     "dueling_qrdqn": ZooAlgorithm(DuelingQRDQN, sample_dueling_qrdqn_params, convert_dueling_params),
+    "rainbow": ZooAlgorithm(Rainbow, sample_rainbow_params, convert_rainbow_params),
 }
 
 

@@ -1,6 +1,6 @@
 """
-Optuna search spaces of DuelingDQN and DuelingQRDQN: the RL Zoo's DQN and QR-DQN spaces, plus what
-the dueling agent adds (the same for both).
+Optuna search spaces of DuelingDQN, DuelingQRDQN and Rainbow: the RL Zoo's DQN and QR-DQN spaces, plus what
+the dueling agent adds (the same for all three), plus Rainbow's atoms, noise and prioritized replay.
 """
 
 from collections.abc import Callable
@@ -12,6 +12,10 @@ from rl_zoo3.hyperparams_opt import convert_offpolicy_params, sample_dqn_params,
 # Hidden units of each stream (0: the stream is a single linear layer on the shared trunk)
 STREAM_UNITS = (0, 64, 256)
 DUELING_PARAMS = ("double_q", "aggregation", "stream_units", "n_steps")
+# Rainbow's categorical support: [-v_max, v_max] (an env's discounted returns are unknown to the sampler) in n_atoms
+N_ATOMS = (21, 51, 101)
+V_MAX = (10.0, 30.0, 100.0, 300.0)
+RAINBOW_PARAMS = ("n_atoms", "v_max", "per_alpha", "noisy", "sigma0")
 #: A Zoo sampler: (trial, n_actions, n_envs, additional_args) -> hyperparameters
 Sampler = Callable[[optuna.Trial, int, int, dict[str, Any]], dict[str, Any]]
 
@@ -66,3 +70,42 @@ def with_dueling_options(zoo_sampler: Sampler) -> Sampler:
 sample_dueling_dqn_params = with_dueling_options(sample_dqn_params)
 #: Sampler for DuelingQRDQN: the Zoo's QR-DQN space (DQN's and ``n_quantiles``) and the dueling options
 sample_dueling_qrdqn_params = with_dueling_options(sample_qrdqn_params)
+
+
+def convert_rainbow_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Turn the values Optuna sampled (``trial.params``) into Rainbow hyperparameters.
+
+    :param sampled_params: What :func:`convert_dueling_params` takes, and ``n_atoms``, ``v_max`` (the atoms span
+        ``[-v_max, v_max]``), ``per_alpha``, ``noisy`` and, with ``noisy``, ``sigma0``
+    :return: Keyword arguments of Rainbow
+    """
+    hyperparams = convert_dueling_params({key: value for key, value in sampled_params.items() if key not in RAINBOW_PARAMS})
+    v_max, noisy = sampled_params["v_max"], sampled_params["noisy"]
+    hyperparams["policy_kwargs"].update(n_atoms=sampled_params["n_atoms"], v_min=-v_max, v_max=v_max)
+    hyperparams.update(noisy=noisy, replay_buffer_kwargs=dict(alpha=sampled_params["per_alpha"]))
+    if noisy:
+        hyperparams["policy_kwargs"]["sigma0"] = sampled_params["sigma0"]
+        # The noise explores, without epsilon-greedy (Rainbow's default): the Zoo's DQN space draws a schedule
+        # that only the trials without noise use
+        del hyperparams["exploration_fraction"], hyperparams["exploration_final_eps"]
+    return hyperparams
+
+
+def sample_rainbow_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Sampler for Rainbow: the Zoo's DQN space, the dueling options (``n_steps`` among them) and Rainbow's own.
+
+    :param trial: The Optuna trial
+    :param n_actions: Number of actions of the env
+    :param n_envs: Number of envs
+    :param additional_args: The Zoo's extra arguments (HER...)
+    :return: Keyword arguments of Rainbow
+    """
+    sample_dueling_dqn_params(trial, n_actions, n_envs, additional_args)
+    trial.suggest_categorical("n_atoms", list(N_ATOMS))
+    trial.suggest_categorical("v_max", list(V_MAX))
+    trial.suggest_float("per_alpha", 0.2, 0.8)  # Rainbow's 0.5; 0 would be uniform replay
+    if trial.suggest_categorical("noisy", [True, False]):  # noisy layers, or epsilon-greedy with the DQN schedule
+        trial.suggest_float("sigma0", 0.1, 1.0, log=True)
+    return convert_rainbow_params(trial.params)
