@@ -39,13 +39,15 @@ import json
 import os
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
+import gymnasium as gym
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -60,6 +62,8 @@ RESULTS = Path(__file__).parent / "results"
 
 # Env steps per run (the issue's budgets, the RL Zoo's n_timesteps for these envs)
 BUDGETS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000, "MountainCar-v0": 120_000}
+#: Env steps between two evaluations, by default
+EVAL_FREQ = 5000
 
 
 def slug(algo: str) -> str:
@@ -69,23 +73,48 @@ def slug(algo: str) -> str:
 
 @dataclass(frozen=True)
 class Run:
+    """
+    A run of the grid. Another suite of runs (``benchmarks.minatar``) is a subclass: its class attributes
+    (algorithms, envs and their budgets, command line defaults) and its methods (hyperparameters, model, envs).
+    """
+
     algo: str
     env: str
     seed: int
 
+    #: The algorithms and the envs with their budgets (env steps per run) that this kind of run takes
+    algos: ClassVar[tuple[str, ...]] = tuple(VARIANTS)
+    budgets: ClassVar[Mapping[str, int]] = BUDGETS
+    #: The command line's defaults for this kind of run: its flags for the envs, its results folder, its --eval-freq
+    env_flags: ClassVar[tuple[str, ...]] = ("--envs",)
+    results: ClassVar[Path] = RESULTS
+    eval_freq: ClassVar[int] = EVAL_FREQ
+
     def path(self, results: Path) -> Path:
         return results / self.env / slug(self.algo) / f"seed_{self.seed}.json"
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
+        return VARIANTS[self.algo].hyperparameters(self.env).kwargs
 
-def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int]) -> list[Run]:
-    """Every (algorithm, env, seed), envs outermost so that early results cover all algorithms."""
+    def env_maker(self) -> str | Callable[[], gym.Env]:
+        """What the run's envs are made from, as SB3's ``make_vec_env`` takes it: here the env's id."""
+        return self.env
+
+    def make_model(self) -> BaseAlgorithm:
+        """The run's algorithm, with its hyperparameters and seed, on a new env."""
+        return VARIANTS[self.algo].cls("MlpPolicy", self.env, seed=self.seed, **read_schedules(self.hyperparameters()))
+
+
+def expand_grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int], kind: type[Run] = Run) -> list[Run]:
+    """Every (algorithm, env, seed) as a ``kind`` of run, envs outermost so that early results cover all algorithms."""
     for name in algos:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown algorithm {name!r}; choose from {list(VARIANTS)}")
+        if name not in kind.algos:
+            raise ValueError(f"unknown algorithm {name!r}; choose from {list(kind.algos)}")
     for env in envs:
-        if env not in BUDGETS:
-            raise ValueError(f"unknown env {env!r}; choose from {list(BUDGETS)}")
-    return [Run(algo, env, seed) for env in envs for seed in seeds for algo in algos]
+        if env not in kind.budgets:
+            raise ValueError(f"unknown env {env!r}; choose from {list(kind.budgets)}")
+    return [kind(algo, env, seed) for env in envs for seed in seeds for algo in algos]
 
 
 @dataclass(frozen=True)
@@ -93,26 +122,26 @@ class Settings:
     """
     What a run's result depends on besides its algorithm, env, seed and hyperparameters.
 
-    :param steps: The env steps of every run; ``None``: each env's budget in ``BUDGETS``
+    :param steps: The env steps of every run; ``None``: each env's budget (``Run.budgets``)
     :param eval_freq: Env steps between two evaluations
     :param eval_episodes: Episodes per evaluation
     """
 
     steps: int | None = None
-    eval_freq: int = 5000
+    eval_freq: int = EVAL_FREQ
     eval_episodes: int = 10
 
-    def budget(self, env: str) -> int:
-        return self.steps or BUDGETS[env]
+    def budget(self, env: str, budgets: Mapping[str, int] = BUDGETS) -> int:
+        return self.steps or budgets[env]
 
     def of(self, run: Run) -> dict[str, int]:
         """The settings as the run's result file records them."""
-        return {"budget": self.budget(run.env), "eval_freq": self.eval_freq, "eval_episodes": self.eval_episodes}
+        return {"budget": self.budget(run.env, run.budgets), "eval_freq": self.eval_freq, "eval_episodes": self.eval_episodes}
 
 
 def hyperparameters(run: Run) -> dict[str, Any]:
-    """The keyword arguments the run's algorithm is built with: its YAML entry plus the variant's own."""
-    return VARIANTS[run.algo].hyperparameters(run.env).kwargs
+    """The keyword arguments the run's algorithm is built with."""
+    return run.hyperparameters()
 
 
 def recorded_hyperparameters(run: Run) -> dict[str, str]:
@@ -178,9 +207,9 @@ class RecordingEvalCallback(EvalCallback):
 def execute(run: Run, settings: Settings) -> dict[str, Any]:
     """Train and evaluate one run: the content of its result file. Meant for a fresh process."""
     th.set_num_threads(1)
-    budget = settings.budget(run.env)
-    model = VARIANTS[run.algo].cls("MlpPolicy", run.env, seed=run.seed, **read_schedules(hyperparameters(run)))
-    eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
+    budget = settings.budget(run.env, run.budgets)
+    model = run.make_model()
+    eval_env = make_vec_env(run.env_maker(), n_envs=1, seed=run.seed + 10_000)
     callback = RecordingEvalCallback(eval_env, eval_freq=settings.eval_freq, n_eval_episodes=settings.eval_episodes, verbose=0)
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)
@@ -204,11 +233,11 @@ def wants_gpu(run: Run) -> bool:
     return str(hyperparameters(run).get("device", "cpu")).startswith("cuda")
 
 
-def arguments() -> argparse.ArgumentParser:
-    defaults = Settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+def arguments(kind: type[Run] = Run, description: str | None = __doc__) -> argparse.ArgumentParser:
+    defaults = Settings(eval_freq=kind.eval_freq)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", nargs="+", default=list(kind.algos), choices=list(kind.algos))
+    parser.add_argument(*kind.env_flags, dest="envs", nargs="+", default=list(kind.budgets), choices=list(kind.budgets))
     parser.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="runs in parallel on this machine")
     parser.add_argument("--address", help="a Ray cluster: 'auto' on one of its nodes, or the head's HOST:PORT")
@@ -217,16 +246,17 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--eval-freq", type=positive_int, default=defaults.eval_freq)
     parser.add_argument("--eval-episodes", type=positive_int, default=defaults.eval_episodes)
     parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="override every budget (quick checks)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=kind.results)
     return parser
 
 
-def check(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings, kind: type[Run] = Run) -> None:
     """Exit (status 2, the flag named) on what no run can use: here, in seconds, not on every worker after Ray starts."""
-    shortest = min(args.envs, key=settings.budget)
-    if args.eval_freq > settings.budget(shortest):
+    budgets = {env: settings.budget(env, kind.budgets) for env in args.envs}
+    shortest = min(budgets, key=budgets.__getitem__)
+    if args.eval_freq > budgets[shortest]:
         parser.error(
-            f"--eval-freq {args.eval_freq} is more than the budget of {shortest} ({settings.budget(shortest)} steps):"
+            f"--eval-freq {args.eval_freq} is more than the budget of {shortest} ({budgets[shortest]} steps):"
             " its runs would end before their first evaluation"
         )
     if args.results.exists() and not args.results.is_dir():
@@ -238,12 +268,19 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: S
             parser.error(f"--address: {error}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = arguments()
+def main(argv: list[str] | None = None, kind: type[Run] = Run, description: str | None = __doc__) -> None:
+    """
+    Run the grid's command line.
+
+    :param argv: The arguments (default: the process's)
+    :param kind: The kind of run: this grid's, or another suite's subclass of :class:`Run`
+    :param description: The command's help text
+    """
+    parser = arguments(kind, description)
     args = parser.parse_args(argv)
     settings = Settings(args.steps, args.eval_freq, args.eval_episodes)
-    check(parser, args, settings)
-    runs = expand_grid(args.algos, args.envs, range(args.seeds))
+    check(parser, args, settings, kind)
+    runs = expand_grid(args.algos, args.envs, range(args.seeds), kind)
     with ExitStack() as held:
         candidates = pending(runs, args.results, settings)
         busy = [run for run in candidates if not try_lock(run.path(args.results), held)]

@@ -4,7 +4,7 @@ from typing import Any, cast
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
 
@@ -56,3 +56,30 @@ def scale_gradient(tensor: th.Tensor, scale: float) -> th.Tensor:
     if scale == 1.0:
         return tensor
     return _ScaleGradient.apply(tensor, scale)
+
+
+class MinAtarConvExtractor(BaseFeaturesExtractor):
+    """
+    The convolution of the MinAtar networks (Young & Tian 2019; Obando-Ceron & Castro 2021): 16 filters of
+    3x3 with stride 1 over the game's binary channels, a ReLU, flattened. The heads come after it.
+
+    SB3's ``NatureCNN`` cannot take MinAtar's 10x10 frames: its 8x8 stride-4 convolution leaves a 1x1 map, on
+    which its 4x4 convolution fails; and it refuses observations that are not 0-255 images.
+
+    :param observation_space: Channel-first frames, ``(channels, height, width)``; the values are used as they
+        are (MinAtar's are 0 or 1)
+    :param n_filters: Filters of the convolution
+    :param padding: Zeros added on each side: ``1`` keeps the 10x10 map, as the Flax convolution (padding
+        ``SAME``) of Revisiting Rainbow does; ``0`` leaves 8x8, as MinAtar's own PyTorch network does
+    """
+
+    def __init__(self, observation_space: spaces.Box, n_filters: int = 16, padding: int = 1) -> None:
+        channels, height, width = observation_space.shape
+        # A 3x3 kernel with stride 1 makes a map 2 smaller than the padded frame
+        super().__init__(observation_space, features_dim=n_filters * (height + 2 * padding - 2) * (width + 2 * padding - 2))
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, n_filters, kernel_size=3, stride=1, padding=padding), nn.ReLU(), nn.Flatten()
+        )
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.cnn(observations)
