@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import operator
 import os
 import pickle
 import random
@@ -26,7 +27,7 @@ from stable_baselines3.common.save_util import load_from_pkl
 
 from sb3_dueling import DuelingDQN, DuelingQRDQN
 from sb3_dueling.checkpoints import read_manifest
-from sb3_dueling.zoo import CONFIGS, DQN_CONFIG, DUELING_DQN_CONFIG, QRDQN_CONFIG, studies
+from sb3_dueling.zoo import CONFIGS, DQN_CONFIG, DUELING_DQN_CONFIG, QRDQN_CONFIG, ZOO_ALGORITHMS, studies
 from sb3_dueling.zoo.__main__ import main
 from sb3_dueling.zoo.studies import open_database_storage
 
@@ -151,11 +152,12 @@ def test_optimize_on_sqlite_and_resume(tmp_path):
     assert {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
 
 
-def test_checkpoint_and_resume(tmp_path):
-    command = [*ZOO, "train", "--env", "CartPole-v1", "--seed", "0", "-f", "logs", "--eval-freq", "-1"]
+@pytest.mark.parametrize("algo, other", [("dueling_dqn", "rainbow"), ("rainbow", "dueling_dqn")])
+def test_checkpoint_and_resume(tmp_path, algo, other):
+    command = [*ZOO, "train", "--algo", algo, "--env", "CartPole-v1", "--seed", "0", "-f", "logs", "--eval-freq", "-1"]
     params = ["-params", "train_freq:4", "gradient_steps:1", "learning_starts:100"]
     run([*command, "-n", "600", "--checkpoint-freq", "200", *params], tmp_path)
-    checkpoints = tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_1" / "checkpoints"
+    checkpoints = tmp_path / "logs" / algo / "CartPole-v1_1" / "checkpoints"
     assert [entry["timesteps"] for entry in read_manifest(checkpoints)] == [200, 400, 600]
     # resume from the checkpoint at 400, as after a crash there, up to a total of 1000 steps
     shutil.rmtree(checkpoints / "step_000000000600")
@@ -164,10 +166,14 @@ def test_checkpoint_and_resume(tmp_path):
     (checkpoints / "manifest.json").write_text(json.dumps(manifest))
     resumed = run([*command, "-n", "1000", "--checkpoint-freq", "200", "--resume", str(checkpoints), *params], tmp_path)
     assert "Resuming from" in resumed.stdout and "at step 400 of 1000" in resumed.stdout
-    model = DuelingDQN.load(tmp_path / "logs" / "dueling_dqn" / "CartPole-v1_2" / "CartPole-v1.zip")
+    model = ZOO_ALGORITHMS[algo].cls.load(tmp_path / "logs" / algo / "CartPole-v1_2" / "CartPole-v1.zip")
     assert model.num_timesteps == 1000 and model._n_calls == 1000  # counters went on, not restarted
     bad = run([*command, "--resume", str(tmp_path / "nowhere")], tmp_path, expect_ok=False)
     assert bad.returncode == 2 and "--resume" in bad.stderr and "Traceback" not in bad.stderr
+    # the other algorithm would put this model in its own run folder, where enjoy could not load it
+    command[command.index(algo)] = other
+    bad = run([*command, "--resume", str(checkpoints)], tmp_path, expect_ok=False)
+    assert bad.returncode == 2 and f"resume it with --algo {algo}" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prioritized_replay_from_yaml(tmp_path):
@@ -224,46 +230,69 @@ def test_config_command_prints_the_files(tmp_path, capsys):
     for algo, path in CONFIGS.items():
         assert main(["config", algo]) == 0 and capsys.readouterr().out.strip() == str(path)
     assert main(["config", "qrdqm"]) == 2
-    assert "no hyperparameter file for 'qrdqm'; use one of dueling_dqn, dueling_qrdqn, dqn, qrdqn" in capsys.readouterr().err
+    assert "no hyperparameter file for 'qrdqm'; use one of dueling_dqn, dueling_qrdqn, rainbow, dqn, qrdqn" in (
+        capsys.readouterr().err
+    )
 
 
-@pytest.fixture(scope="module")
-def trained_quantile(tmp_path_factory) -> Path:
-    """One short DuelingQRDQN training run with its default -conf (the package's dueling_qrdqn.yml)."""
-    folder = tmp_path_factory.mktemp("zoo_qrdqn")
-    command = [*ZOO, "train", "--algo", "dueling_qrdqn", *QUICK, "-f", "logs", "--eval-freq", "300", "--eval-episodes", "2"]
+#: What the CartPole-v1 entry of each algorithm's own file sets (as the Zoo saves it in config.yml), and the trained
+#: model's attributes that show it
+OWN_FILE_ENTRIES = {
+    "dueling_qrdqn": (
+        {"policy_kwargs": "dict(net_arch=[256, 256], n_quantiles=10)", "double_q": False},  # double_q: see its comment
+        {"double_q": False, "policy.n_quantiles": 10},
+    ),
+    "rainbow": (
+        {"policy_kwargs": "dict(net_arch=[256, 256], v_min=0.0, v_max=100.0)"},
+        # every part on, the noise exploring alone
+        {"policy.v_min": 0.0, "policy.v_max": 100.0, "noisy": True, "exploration_rate": 0.0, "replay_buffer.alpha": 0.5},
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=list(OWN_FILE_ENTRIES))
+def trained_with_own_file(request, tmp_path_factory) -> tuple[str, Path]:
+    """One short training run of an algorithm of this package with its default -conf (its own file)."""
+    algo = request.param
+    folder = tmp_path_factory.mktemp(f"zoo_{algo}")
+    command = [*ZOO, "train", "--algo", algo, *QUICK, "-f", "logs", "--eval-freq", "300", "--eval-episodes", "2"]
     run([*command, "-params", "learning_starts:100"], folder)
-    return folder
+    return algo, folder
 
 
-def test_dueling_qrdqn_trains_with_its_own_file(trained_quantile):
-    run_folder = trained_quantile / "logs" / "dueling_qrdqn" / "CartPole-v1_1"
+def test_trains_with_its_own_file(trained_with_own_file):
+    algo, folder = trained_with_own_file
+    run_folder = folder / "logs" / algo / "CartPole-v1_1"
     config = dict(yaml.load((run_folder / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
-    assert config["policy_kwargs"] == "dict(net_arch=[256, 256], n_quantiles=10)"  # from dueling_qrdqn.yml
-    assert config["double_q"] is False  # the file's CartPole entry (see its comment)
+    entry, attributes = OWN_FILE_ENTRIES[algo]
+    assert {key: config[key] for key in entry} == entry
     assert config["learning_starts"] == 100  # -params wins over the file
-    model = DuelingQRDQN.load(run_folder / "CartPole-v1.zip")
-    assert not model.double_q and model.policy.n_quantiles == 10 and model.num_timesteps >= 600
-    assert model._n_updates > 0 and (run_folder / "best_model.zip").exists()
+    model = ZOO_ALGORITHMS[algo].cls.load(run_folder / "CartPole-v1.zip")
+    assert {name: operator.attrgetter(name)(model) for name in attributes} == attributes
+    assert model.num_timesteps >= 600 and model._n_updates > 0 and (run_folder / "best_model.zip").exists()
 
 
-def test_dueling_qrdqn_enjoy_and_plot(trained_quantile, monkeypatch):
+def test_enjoy_and_plot_what_it_trained(trained_with_own_file, monkeypatch):
+    algo, folder = trained_with_own_file
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    command = [*ZOO, "enjoy", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "-f", "logs", "-n", "200", "--no-render"]
-    assert "Loading logs/dueling_qrdqn/CartPole-v1_1/CartPole-v1.zip" in run(command, trained_quantile).stdout
-    command = [*ZOO, "plot_train", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "-f", "logs", "-w", "1"]
-    output = run(command, trained_quantile).stdout
-    assert_png(trained_quantile, "logs/dueling_qrdqn/CartPole-v1_Training_Episodic_Reward.png", output)
+    command = [*ZOO, "enjoy", "--algo", algo, "--env", "CartPole-v1", "-f", "logs", "-n", "200", "--no-render"]
+    assert f"Loading logs/{algo}/CartPole-v1_1/CartPole-v1.zip" in run(command, folder).stdout
+    command = [*ZOO, "plot_train", "--algo", algo, "--env", "CartPole-v1", "-f", "logs", "-w", "1"]
+    assert_png(folder, f"logs/{algo}/CartPole-v1_Training_Episodic_Reward.png", run(command, folder).stdout)
 
 
-def test_dueling_qrdqn_optimize_on_sqlite(tmp_path):
-    command = [*ZOO, "train", "--algo", "dueling_qrdqn", "--env", "CartPole-v1", "--seed", "0", "-n", "300", "-f", "logs"]
+@pytest.mark.parametrize(
+    "algo, own_params",
+    [("dueling_qrdqn", {"n_quantiles"}), ("rainbow", {"n_atoms", "v_max", "per_alpha", "noisy"})],
+)
+def test_optimize_on_sqlite(tmp_path, algo, own_params):
+    command = [*ZOO, "train", "--algo", algo, "--env", "CartPole-v1", "--seed", "0", "-n", "300", "-f", "logs"]
     command += ["-optimize", "--n-trials", "2", "--n-evaluations", "1", "--eval-episodes", "2", "--no-optim-plots"]
     assert "Best trial:" in run(command, tmp_path).stdout
-    storage = f"sqlite:///{tmp_path / 'logs' / 'dueling_qrdqn' / 'optuna.db'}"
-    study = optuna.load_study(study_name="dueling_qrdqn_CartPole-v1", storage=storage)
+    storage = f"sqlite:///{tmp_path / 'logs' / algo / 'optuna.db'}"
+    study = optuna.load_study(study_name=f"{algo}_CartPole-v1", storage=storage)
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    assert {"n_quantiles", "double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
+    assert own_params | {"double_q", "aggregation", "stream_units", "n_steps", "learning_rate"} <= set(study.best_params)
 
 
 def test_stock_zoo_qrdqn_with_the_dueling_policies(tmp_path):
@@ -306,6 +335,11 @@ def bad_yaml(folder: Path, key: str, value: object) -> Path:
         (
             ["--algo", "dueling_qrdqn", "-params", "policy_kwargs:dict(n_quantiles=0)"],
             "-params: policy_kwargs n_quantiles must be a positive int, got 0",
+        ),
+        (
+            ["--algo", "rainbow", "-params", "policy_kwargs:dict(v_min=200.0)"],
+            # the policy's v_max: the policy_kwargs of -params replace the file's, as in the Zoo
+            "-params: policy_kwargs v_min must be smaller than v_max, got v_min=200.0, v_max=10.0",
         ),
         (["-conf", "BAD_KEY"], "entry 'CartPole-v1': 'learning_rat' is not a hyperparameter of dueling_dqn"),
         (["-conf", "BAD_POLICY_KWARGS"], "'net_arc' is not an argument of DuelingDQNPolicy in policy_kwargs (did you mean"),
