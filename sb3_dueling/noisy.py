@@ -81,8 +81,10 @@ class NoisyLinear(nn.Module):
     def forward(self, input: th.Tensor) -> th.Tensor:
         if not self.noisy:
             return F.linear(input, self.weight_mu, self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * th.outer(self.epsilon_out, self.epsilon_in)
-        return F.linear(input, weight, self.bias_mu + self.bias_sigma * self.epsilon_out)
+        # (mu_w + sigma_w * (eps_out eps_in^T)) x = mu_w x + eps_out * (sigma_w (eps_in * x)): the factorised noise
+        # never builds the (out, in) noisy weight matrix, which cost more than the product for one observation
+        noise = F.linear(input * self.epsilon_in, self.weight_sigma) * self.epsilon_out
+        return F.linear(input, self.weight_mu, self.bias_mu + self.bias_sigma * self.epsilon_out) + noise
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"
