@@ -13,8 +13,14 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 
-from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer
-from sb3_dueling.user_input import DUELING_DQN_CONFIG, DUELING_QRDQN_CONFIG, evaluate_as_zoo, read_hyperparams_entry
+from sb3_dueling import DuelingDQN, DuelingQRDQN, PrioritizedReplayBuffer, Rainbow
+from sb3_dueling.user_input import (
+    DUELING_DQN_CONFIG,
+    DUELING_QRDQN_CONFIG,
+    RAINBOW_CONFIG,
+    evaluate_as_zoo,
+    read_hyperparams_entry,
+)
 
 
 def zoo_folder() -> Path:
@@ -74,7 +80,7 @@ class Variant:
     :param cls: The algorithm
     :param file: Its YAML file of hyperparameters: a path, or the name of one of the RL Zoo's files (``dqn.yml``),
         found when it is read (the Zoo is needed only by the variants that read its files)
-    :param kwargs: What the variant changes in them
+    :param kwargs: What the variant changes in them (its ``policy_kwargs`` are added to the entry's)
     """
 
     cls: type[BaseAlgorithm]
@@ -89,7 +95,10 @@ class Variant:
     def hyperparameters(self, env_id: str, config: Path | None = None) -> Hyperparameters:
         """The entry for ``env_id`` of ``config`` (default: the variant's own file), with the variant's changes."""
         policy, n_timesteps, kwargs = load_hyperparameters(config or self.config, env_id)
-        return Hyperparameters(policy, n_timesteps, {**kwargs, **self.kwargs})
+        changed = {**kwargs, **self.kwargs}
+        if "policy_kwargs" in self.kwargs:
+            changed["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **self.kwargs["policy_kwargs"]}
+        return Hyperparameters(policy, n_timesteps, changed)
 
 
 VARIANTS = {
@@ -101,4 +110,21 @@ VARIANTS = {
     "DuelingQRDQN": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG),
     # The dueling quantile network alone, with QR-DQN's own target
     "DuelingQRDQN(double_q=False)": Variant(DuelingQRDQN, DUELING_QRDQN_CONFIG, {"double_q": False}),
+    "Rainbow": Variant(Rainbow, RAINBOW_CONFIG),
+    # Rainbow's quantile variant, with DuelingQRDQN's number of quantiles
+    "Rainbow(distribution=quantile)": Variant(
+        Rainbow, RAINBOW_CONFIG, {"distribution": "quantile", "policy_kwargs": {"n_quantiles": 50}}
+    ),
+    # The remove-one ablation: Rainbow without each of its parts (no distribution: one Q-value, Huber loss)
+    **{
+        f"Rainbow({name}={value})": Variant(Rainbow, RAINBOW_CONFIG, {name: value})
+        for name, value in [
+            ("dueling", False),
+            ("double_q", False),
+            ("prioritized", False),
+            ("n_steps", 1),
+            ("distribution", None),
+            ("noisy", False),
+        ]
+    },
 }

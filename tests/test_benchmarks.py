@@ -56,7 +56,11 @@ def test_every_algorithm_has_hyperparameters_for_every_env():
             policy, n_timesteps, hyperparams = variant.hyperparameters(env)
             assert policy == "MlpPolicy" and n_timesteps == BUDGETS[env]
             assert "policy" not in hyperparams and isinstance(hyperparams.get("policy_kwargs", {}), dict)
-            assert hyperparams.items() >= variant.kwargs.items()
+            changed = {key: value for key, value in variant.kwargs.items() if key != "policy_kwargs"}
+            assert hyperparams.items() >= changed.items()
+            # a variant's policy_kwargs are added to the entry's, which it keeps
+            entry_policy_kwargs = load_hyperparameters(variant.config, env).kwargs.get("policy_kwargs", {})
+            assert hyperparams.get("policy_kwargs", {}) == {**entry_policy_kwargs, **variant.kwargs.get("policy_kwargs", {})}
     assert load_hyperparameters(zoo_folder() / "qrdqn.yml", "CartPole-v1").kwargs["policy_kwargs"]["n_quantiles"] == 10
     assert load_hyperparameters(DUELING_DQN_CONFIG, "CartPole-v1").kwargs["learning_rate"] == 1e-3
 
