@@ -3,8 +3,10 @@ Training throughput and peak memory of a dueling learner against its baseline, s
 
 ``--family dqn`` (the default): SB3 ``DQN``, ``DuelingDQN(double_q=False)`` and ``DuelingDQN``, all with the
 RL Zoo's hyperparameters for DQN on the env, read from the Zoo's own ``dqn.yml`` (same ``net_arch``, same
-everything). ``--family qrdqn``: sb3-contrib's ``QRDQN``, ``DuelingQRDQN(double_q=False)`` and ``DuelingQRDQN``,
-all with the Zoo's ``qrdqn.yml`` entry of the env (same ``n_quantiles`` too). Runs are interleaved (baseline,
+everything). ``--family rainbow``: DuelingQRDQN, SB3 ``DQN`` and ``Rainbow``, each with its own entry
+(``dueling_qrdqn.yml``, the Zoo's ``dqn.yml``, ``rainbow.yml``), as the grid runs them. ``--family qrdqn``:
+sb3-contrib's ``QRDQN``, ``DuelingQRDQN(double_q=False)`` and ``DuelingQRDQN``, all with the Zoo's ``qrdqn.yml``
+entry of the env (same ``n_quantiles`` too). Runs are interleaved (baseline,
 dueling, dueling + Double, baseline, ...) so that a noisy machine slows them alike, and each runs in a fresh
 process, whose peak resident memory it reports next to its env steps per second: the peak of the whole
 process (imports included, alike for all) and how far training raised it above the peak before ``learn``.
@@ -20,7 +22,7 @@ DuelingQRDQN with the package's own ``dueling_qrdqn.yml`` entry of the env (whic
 what the benchmark grid's DuelingQRDQN runs cost. ``--learning-starts`` replaces the entry's
 (the Zoo's QR-DQN LunarLander entry waits 10k steps before its first gradient step).
 
-    python -m benchmarks.speed [--family dqn|qrdqn] [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1]
+    python -m benchmarks.speed [--family dqn|qrdqn|rainbow] [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1]
                                [--learning-starts N] [--fused-dqn] [--per] [--our-loss] [--own-entry]
 """
 
@@ -42,15 +44,20 @@ from benchmarks.variants import VARIANTS, Variant, read_schedules
 
 
 class Family(NamedTuple):
-    """Learners compared side by side: the first is the baseline whose YAML entries all of them use."""
+    """
+    Learners compared side by side: the first is the baseline whose YAML entries all of them use, or with
+    ``own_entries`` each uses its own (learners of different kinds, each as the grid runs it).
+    """
 
     learners: list[str]
     candidate: str
+    own_entries: bool = False
 
 
 FAMILIES = {
     "dqn": Family(["DQN", "DuelingDQN(double_q=False)", "DuelingDQN"], "DuelingDQN"),
     "qrdqn": Family(["QRDQN", "DuelingQRDQN(double_q=False)", "DuelingQRDQN"], "DuelingQRDQN"),
+    "rainbow": Family(["DuelingQRDQN", "DQN", "Rainbow"], "Rainbow", own_entries=True),
 }
 LEARNERS = FAMILIES["dqn"].learners
 #: SB3 DQN with a fused Adam, as DuelingDQN has by default: what the rest of the step costs
@@ -183,7 +190,7 @@ def main() -> None:
     for flag, allowed in (("fused_dqn", "dqn"), ("per", "dqn"), ("our_loss", "qrdqn"), ("own_entry", "qrdqn")):
         if getattr(args, flag) and args.family != allowed:
             parser.error(f"--{flag.replace('_', '-')} needs --family {allowed}")
-    learners = {name: Learner(name) for name in family.learners}
+    learners = {name: Learner(name, own_entry=family.own_entries) for name in family.learners}
     if args.fused_dqn:
         learners[FUSED_DQN] = Learner("DQN", fused_adam=True)
     if args.per:
@@ -205,8 +212,8 @@ def main() -> None:
             )
 
     print(
-        f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads}, "
-        f"the Zoo's {VARIANTS[baseline].config.name} entry"
+        f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads},"
+        + (" each learner's own entry" if family.own_entries else f" the Zoo's {VARIANTS[baseline].config.name} entry")
         + ("" if args.learning_starts is None else f" with learning_starts {args.learning_starts}")
     )
     columns = ("median steps/s", f"ratio to {baseline}", f"ratio to {family.candidate}", "peak RSS MB", "training +MB")

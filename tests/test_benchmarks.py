@@ -107,6 +107,14 @@ def test_speed_measures_duelingqrdqn_with_its_own_entry_when_asked(monkeypatch):
     assert n_quantiles == [50, 170]
 
 
+def test_the_rainbow_family_measures_each_learner_with_its_own_entry():
+    family = FAMILIES["rainbow"]
+    assert family.own_entries and family.learners[0] == "DuelingQRDQN" and family.candidate == "Rainbow"
+    rainbow = Learner("Rainbow", own_entry=True)
+    result = measure(rainbow, "CartPole-v1", 200, 0, 1, config_of="DuelingQRDQN", learning_starts=50)
+    assert result.steps_per_second > 0
+
+
 def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
     from sb3_contrib.common.utils import quantile_huber_loss
     from sb3_contrib.qrdqn import qrdqn
