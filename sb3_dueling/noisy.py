@@ -81,10 +81,15 @@ class NoisyLinear(nn.Module):
     def forward(self, input: th.Tensor) -> th.Tensor:
         if not self.noisy:
             return F.linear(input, self.weight_mu, self.bias_mu)
-        # (mu_w + sigma_w * (eps_out eps_in^T)) x = mu_w x + eps_out * (sigma_w (eps_in * x)): the factorised noise
-        # never builds the (out, in) noisy weight matrix, which cost more than the product for one observation
-        noise = F.linear(input * self.epsilon_in, self.weight_sigma) * self.epsilon_out
-        return F.linear(input, self.weight_mu, self.bias_mu + self.bias_sigma * self.epsilon_out) + noise
+        bias = self.bias_mu + self.bias_sigma * self.epsilon_out
+        if input.numel() == self.in_features:
+            # One observation (acting): (mu_w + sigma_w * eps_out eps_in^T) x = mu_w x + eps_out * sigma_w (eps_in * x),
+            # two products that cost less than building the (out, in) noisy weights (MinAtar's 1600x306: 2.3x)
+            noise = F.linear(input * self.epsilon_in, self.weight_sigma) * self.epsilon_out
+            return F.linear(input, self.weight_mu, bias) + noise
+        # A batch: building the weights once costs less than a second product, forward and backward (1.5-1.8x)
+        weight = self.weight_mu + self.weight_sigma * th.outer(self.epsilon_out, self.epsilon_in)
+        return F.linear(input, weight, bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"

@@ -66,3 +66,14 @@ def test_the_noise_is_saved_with_the_weights():
 def test_bad_sigma0_is_refused(sigma0, error):
     with pytest.raises(error, match="sigma0"):
         NoisyLinear(4, 2, sigma0=sigma0)
+
+
+def test_one_observation_and_a_batch_see_the_same_noisy_weights():
+    # Acting on one observation takes another path than a batch: the same function
+    th.manual_seed(2)
+    layer = NoisyLinear(16, 5)
+    reset_noise(layer)
+    batch = th.randn(8, 16)
+    rows = th.cat([layer(row[None]) for row in batch])
+    th.testing.assert_close(rows, layer(batch))
+    th.testing.assert_close(layer(batch[0]), layer(batch)[0])
