@@ -10,7 +10,7 @@ from PIL import Image
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 
-from sb3_dueling import DuelingDQN, DuelingQRDQN
+from sb3_dueling import DuelingDQN, DuelingQRDQN, Rainbow
 from sb3_dueling.explain import dueling_network, explain
 from sb3_dueling.explain.__main__ import main as explain_main
 from sb3_dueling.explain.pictures import feature_names, overlay
@@ -87,7 +87,8 @@ def test_overlay_shape_and_colours():
 
 
 @pytest.mark.parametrize(
-    "learner, policy", [(DuelingDQN, "MlpPolicy"), (DuelingQRDQN, "MlpPolicy"), (QRDQN, "DuelingMlpPolicy")]
+    "learner, policy",
+    [(DuelingDQN, "MlpPolicy"), (DuelingQRDQN, "MlpPolicy"), (QRDQN, "DuelingMlpPolicy"), (Rainbow, "MlpPolicy")],
 )
 def test_command_on_a_vector_env(tmp_path, learner, policy):
     model = tiny_model(learner, policy)

@@ -35,19 +35,25 @@ from sb3_dueling.checkpoints import CheckpointError, check_model_file, load_mode
 from sb3_dueling.explain import Explanation, dueling_network, explain
 from sb3_dueling.explain.pictures import feature_names, plot_vector_episode, save_image_episode
 from sb3_dueling.model_files import import_named
+from sb3_dueling.rainbow import Rainbow
+from sb3_dueling.rainbow_policies import RainbowPolicy
 from sb3_dueling.user_input import UsageError, did_you_mean, is_atari
 
 BATCH = 256  # observations per batched saliency pass
 
 
 def load_dueling_model(path: Path) -> BaseAlgorithm:
-    """A model with a dueling network, DQN or QR-DQN; a clear error for anything else."""
+    """A model with a dueling network, DQN, QR-DQN or Rainbow; a clear error for anything else."""
     try:
-        # Which of the two learners saved it, the policy class says (read by name: nothing is unpickled twice);
-        # the stock class loads what either class saved
-        saved = check_model_file(path, "DQN or QR-DQN").policy_class
+        # Which learner saved it, the policy class says (read by name: nothing is unpickled twice); the stock
+        # class loads what either dueling learner saved; Rainbow's policy is Rainbow's alone
+        saved = check_model_file(path, "DQN, QR-DQN or Rainbow").policy_class
         policy_class = import_named(saved) if saved is not None else None
-        learner = QRDQN if isinstance(policy_class, type) and issubclass(policy_class, QRDQNPolicy) else DQN
+        learner: type[BaseAlgorithm] = DQN
+        if isinstance(policy_class, type) and issubclass(policy_class, QRDQNPolicy):
+            learner = QRDQN
+        elif isinstance(policy_class, type) and issubclass(policy_class, RainbowPolicy):
+            learner = Rainbow
         model = load_model_file(path, learner)
     except CheckpointError as error:
         raise UsageError(str(error)) from error
