@@ -48,6 +48,11 @@ CANDIDATE, BASELINE = "DuelingDQN", "DQN"
 DUELING_ALONE = "DuelingDQN(double_q=False)"
 QUANTILE_CANDIDATE, QUANTILE_BASELINE = "DuelingQRDQN", "QRDQN"
 QUANTILE_DUELING_ALONE = "DuelingQRDQN(double_q=False)"
+RAINBOW = "Rainbow"
+RAINBOW_ABLATIONS = [
+    f"Rainbow({part})"
+    for part in ("dueling=False", "double_q=False", "prioritized=False", "n_steps=1", "distribution=None", "noisy=False")
+]
 # (candidate, baseline) pairs for the probability of improvement; the ablations say how much of a dueling
 # learner's difference to its baseline comes from the dueling network and how much from the Double target
 COMPARISONS = [
@@ -59,6 +64,11 @@ COMPARISONS = [
     (QUANTILE_CANDIDATE, CANDIDATE),
     (QUANTILE_DUELING_ALONE, QUANTILE_BASELINE),
     (QUANTILE_CANDIDATE, QUANTILE_DUELING_ALONE),
+    (RAINBOW, BASELINE),
+    (RAINBOW, QUANTILE_CANDIDATE),
+    # What each part is worth inside Rainbow: the full agent against the agent without it
+    *((RAINBOW, ablation) for ablation in RAINBOW_ABLATIONS),
+    ("Rainbow(distribution=quantile)", RAINBOW),
 ]
 # The goals of the benchmark issues for each candidate (IQM of the final return), next to its baseline's IQM
 GOALS = {
@@ -67,6 +77,7 @@ GOALS = {
         QUANTILE_BASELINE,
         {"CartPole-v1": 500.0, "Acrobot-v1": -70.0, "LunarLander-v3": 230.0, "MountainCar-v0": -100.0},
     ),
+    RAINBOW: (BASELINE, {"CartPole-v1": 500.0, "Acrobot-v1": -68.0, "LunarLander-v3": 250.0, "MountainCar-v0": -100.0}),
 }
 Records = dict[str, dict[str, list[dict[str, Any]]]]  # env -> algo -> runs
 

@@ -348,3 +348,10 @@ def test_report_has_the_atari_sets_with_ratios_to_dqn(tmp_path):
     assert any("GPU X, 16 CPU cores (CPU Y)" in line and "budget 1000" in line for line in lines)
     assert "| PongNoFrameskip-v4 | DuelingDQN | 1000 | 180 | 170 | 130 | 4000 | 0.900 | 1.300 |" in lines
     assert atari_section({}) == []
+
+
+def test_the_reports_comparisons_and_goals_name_algorithms_of_the_grid():
+    from benchmarks.report import COMPARISONS, GOALS, RAINBOW_ABLATIONS
+
+    assert all(name in VARIANTS for pair in COMPARISONS for name in pair)
+    assert all(name in VARIANTS for name in GOALS) and len(RAINBOW_ABLATIONS) == 6
