@@ -15,7 +15,6 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from sb3_dueling.heads import CategoricalHead, Head, QuantileHead, ScalarHead, check_support
@@ -23,8 +22,8 @@ from sb3_dueling.noisy import SIGMA0, check_sigma0, mean_network, reset_noise
 from sb3_dueling.policies import (
     Aggregation,
     CnnDefaults,
-    DuelingPolicyMixin,
-    DuelingStreams,
+    DuelingDQNPolicy,
+    DuelingQNetwork,
     MultiInputDefaults,
     NatureCnnDefaults,
     NetArch,
@@ -64,7 +63,7 @@ def make_head(distribution: Distribution, n_atoms: int, v_min: float, v_max: flo
     return ScalarHead()
 
 
-class RainbowNetwork(DuelingStreams, QNetwork):
+class RainbowNetwork(DuelingQNetwork):
     """
     Rainbow's Q-network: features extractor -> shared hidden layers -> a value and an advantage stream (or one
     stream) -> the outputs of ``head`` per action, each linear layer after the features extractor noisy or not.
@@ -119,11 +118,11 @@ class RainbowNetwork(DuelingStreams, QNetwork):
         return self.greedy_actions(observation)
 
 
-class RainbowPolicy(DuelingPolicyMixin, DQNPolicy):
+class RainbowPolicy(DuelingDQNPolicy):
     """
-    Rainbow's policy: a :class:`RainbowNetwork` and its target network, trained by ``sb3_dueling.Rainbow``
-    only. SB3's ``DQN`` would read a categorical network's logits as Q-values and never draw new noise for its
-    gradient steps or its target network: it is refused with a clear ``TypeError``.
+    Rainbow's policy: the dueling policy with a :class:`RainbowNetwork` and its target network, trained by
+    ``sb3_dueling.Rainbow`` only. SB3's ``DQN`` would read a categorical network's logits as Q-values and never
+    draw new noise for its gradient steps or its target network: it is refused with a clear ``TypeError``.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -188,26 +187,19 @@ class RainbowPolicy(DuelingPolicyMixin, DQNPolicy):
         self.dueling, self.noisy = check_flag("dueling", dueling), check_flag("noisy", noisy)
         check_sigma0(sigma0)
         self.distribution, self.n_atoms, self.v_min, self.v_max, self.sigma0 = distribution, n_atoms, v_min, v_max, sigma0
-        net_arch, features_extractor_class, optimizer_kwargs = self._set_dueling_options(
-            net_arch,
-            activation_fn,
-            features_extractor_class,
-            optimizer_class,
-            optimizer_kwargs,
-            aggregation,
-            shared_gradient_scale,
-        )
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
-            net_arch,  # type: ignore[arg-type]  # DQNPolicy only stores it for make_q_net()
+            net_arch,
             activation_fn,
             features_extractor_class,
             features_extractor_kwargs,
             normalize_images,
             optimizer_class,
             optimizer_kwargs,
+            aggregation,
+            shared_gradient_scale,
         )
 
     def make_q_net(self) -> RainbowNetwork:
