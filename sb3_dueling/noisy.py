@@ -11,6 +11,7 @@ mean network, for deterministic predictions) it uses its mean weights.
 
 import itertools
 import math
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -95,9 +96,17 @@ class NoisyLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"
 
 
+#: The noisy layers of each network asked for: a network's noise is reset at every acting and every gradient step,
+#: where visiting all its modules each time would cost more than drawing the noise
+_noisy_layers: "weakref.WeakKeyDictionary[nn.Module, list[NoisyLinear]]" = weakref.WeakKeyDictionary()
+
+
 def noisy_layers(module: nn.Module) -> list[NoisyLinear]:
-    """The noisy layers of ``module``."""
-    return [layer for layer in module.modules() if isinstance(layer, NoisyLinear)]
+    """The noisy layers of ``module`` (found once: a network does not change its layers after it is built)."""
+    layers = _noisy_layers.get(module)
+    if layers is None:
+        layers = _noisy_layers[module] = [layer for layer in module.modules() if isinstance(layer, NoisyLinear)]
+    return layers
 
 
 def reset_noise(module: nn.Module, generator: th.Generator | None = None) -> None:
@@ -109,11 +118,11 @@ def reset_noise(module: nn.Module, generator: th.Generator | None = None) -> Non
     layers = noisy_layers(module)
     if not layers:
         return
+    # The buffers themselves are looked up at each call: Module.to() replaces them
     buffers = [buffer for layer in layers for buffer in (layer.epsilon_in, layer.epsilon_out)]
     with th.no_grad():
         noise = _scaled_noise(sum(buffer.numel() for buffer in buffers), buffers[0].device, generator)
-        for buffer, part in zip(buffers, noise.split([buffer.numel() for buffer in buffers]), strict=True):
-            buffer.copy_(part)
+        th._foreach_copy_(buffers, noise.split([buffer.numel() for buffer in buffers]))
 
 
 @contextmanager

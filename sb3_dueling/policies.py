@@ -276,6 +276,12 @@ class DuelingStreams(BasePolicy):
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.greedy_actions(observation)
 
+    def set_training_mode(self, mode: bool) -> None:
+        # SB3 sets the eval mode at every predict(), so at every env step, and nn.Module.train visits every
+        # submodule: only a change of mode is passed on (the network's modules change mode together)
+        if mode != self.training:
+            super().set_training_mode(mode)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(aggregation=self.aggregation, shared_gradient_scale=self.shared_gradient_scale)

@@ -1,5 +1,7 @@
 """A sum tree over priorities, with vectorised updates and prefix-sum searches (NumPy, no Python loop per item)."""
 
+import math
+
 import numpy as np
 
 
@@ -60,6 +62,10 @@ class SumTree:
         """
         indices = np.asarray(indices, dtype=np.int64).ravel()
         priorities = np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape)
+        if indices.size == 1:
+            # One leaf (a transition added from one env, at every env step): scalar steps cost a tenth of the batch's
+            self._update_one(int(indices[0]), float(priorities[0]))
+            return
         if indices.size == 0:
             return
         if indices.min() < 0 or indices.max() >= self.capacity:
@@ -80,6 +86,19 @@ class SumTree:
         for child, parent in zip(self.levels[:-1], self.levels[1:], strict=True):
             nodes = nodes // self.fanout
             parent[nodes] = child.reshape(-1, self.fanout)[nodes].sum(axis=1)
+
+    def _update_one(self, leaf: int, priority: float) -> None:
+        """:meth:`update` of a single leaf, with the same checks and the same sums."""
+        if not 0 <= leaf < self.capacity:
+            raise IndexError(f"leaf indices must be in [0, {self.capacity}), got {leaf}..{leaf}")
+        if not 0 <= priority < math.inf:
+            raise ValueError(f"priorities must be finite and non-negative, got {[priority]} for the leaves {[leaf]}")
+        self.levels[0][leaf] = priority
+        node = leaf
+        for child, parent in zip(self.levels[:-1], self.levels[1:], strict=True):
+            node //= self.fanout
+            start = node * self.fanout
+            parent[node] = child[start : start + self.fanout].sum()
 
     def find(self, prefix_sums: np.ndarray) -> np.ndarray:
         """

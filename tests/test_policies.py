@@ -204,3 +204,17 @@ def test_paper_network_defaults_can_be_overridden():
     assert linear_layers(q_net.value_net) == [(3136, 256), (256, 1)]
     assert linear_layers(q_net.advantage_net) == [(3136, 128), (128, 6)]
     assert q_net.shared_gradient_scale == 1.0
+
+
+def test_training_mode_is_passed_on_only_when_it_changes(monkeypatch):
+    policy = DuelingDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8])).policy
+    policy.set_training_mode(True)
+    assert all(module.training for module in policy.q_net.modules())
+    visits = []
+    monkeypatch.setattr(nn.Module, "train", lambda module, mode=True: visits.append(mode) or module)
+    policy.set_training_mode(True)  # as SB3 asks at each predict(): nothing to visit
+    assert visits == []
+    monkeypatch.undo()
+    policy.set_training_mode(False)
+    assert not any(module.training for module in policy.q_net.modules())
+    assert not any(module.training for module in policy.q_net_target.modules())

@@ -72,3 +72,26 @@ def test_a_priority_that_is_not_finite_and_non_negative_is_refused(bad):
         tree.update([2, 3], [1.0, bad])
     assert tree.total == 3.0 and tree[[2, 3]].tolist() == [0.0, 0.0]  # nothing written
     np.testing.assert_array_equal(tree.find([0.5, 2.5]), [0, 1])
+
+
+def test_one_leaf_updates_make_the_sums_of_batch_updates():
+    rng = np.random.default_rng(0)
+    for capacity in [1, 33, 1000]:
+        one, batch = SumTree(capacity), SumTree(capacity)
+        for _ in range(500):
+            leaf, priority = int(rng.integers(capacity)), float(rng.random() * 10.0 ** rng.integers(-5, 5))
+            one.update(np.array([leaf]), priority)
+            batch.update(np.array([leaf, leaf]), np.array([priority, priority]))  # the batch path, same result
+        for level, expected in zip(one.levels, batch.levels, strict=True):
+            np.testing.assert_array_equal(level, expected)
+
+
+@pytest.mark.parametrize(
+    ("leaf", "priority", "error"),
+    [(-1, 1.0, IndexError), (4, 1.0, IndexError), (0, np.nan, ValueError), (0, -1.0, ValueError), (0, np.inf, ValueError)],
+)
+def test_one_leaf_update_checks_its_input(leaf, priority, error):
+    tree = SumTree(4)
+    with pytest.raises(error):
+        tree.update(np.array([leaf]), priority)
+    assert tree.total == 0.0
