@@ -156,12 +156,13 @@ class DuelingTrainingMixin(OffPolicyAlgorithm):
             # Prioritized replay weights the samples to correct the bias of its sampling (Schaul et al. 2016, eq. 3)
             weights = replay_data.weights if isinstance(replay_data, PrioritizedReplayBufferSamples) else None
 
+            # The online pass first: a noisy network's Double target pass then reuses its noisy weights
+            online = self._online_output(replay_data.observations, replay_data.actions)
             with th.no_grad():
                 # The TD target of the head's distribution, from Double DQN's next action or the max (see _next_values)
                 next_values = self._next_values(replay_data.next_observations)
                 target_values = head.target(next_values, replay_data.rewards, replay_data.dones, discounts)
 
-            online = self._online_output(replay_data.observations, replay_data.actions)
             loss, td_errors = head.loss(online.current_values, target_values, weights)
             loss_sum += loss.detach()
 

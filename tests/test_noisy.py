@@ -77,3 +77,29 @@ def test_one_observation_and_a_batch_see_the_same_noisy_weights():
     rows = th.cat([layer(row[None]) for row in batch])
     th.testing.assert_close(rows, layer(batch))
     th.testing.assert_close(layer(batch[0]), layer(batch)[0])
+
+
+def test_a_pass_without_gradients_reuses_the_noisy_weights_only_while_nothing_changed():
+    th.manual_seed(0)
+    layer, x = NoisyLinear(6, 3), th.randn(5, 6)
+
+    def fresh() -> th.Tensor:  # the layer's output, its noisy weights built anew
+        weight = layer.weight_mu + layer.weight_sigma * th.outer(layer.epsilon_out, layer.epsilon_in)
+        return F.linear(x, weight, layer.bias_mu + layer.bias_sigma * layer.epsilon_out).detach()
+
+    layer(x).sum().backward()  # a pass with gradients builds the weights
+    built = layer._built
+    with th.no_grad():
+        assert th.equal(layer(x), fresh()) and layer._built is built  # reused
+    with th.no_grad():
+        layer.weight_mu.add_(1.0)  # an optimizer step changes the weights in place
+        assert th.equal(layer(x), fresh()) and layer._built is not built
+        layer.bias_sigma.mul_(2.0)
+        assert th.equal(layer(x), fresh())
+    reset_noise(layer)
+    with th.no_grad():
+        assert th.equal(layer(x), fresh())
+    layer.load_state_dict({name: value + 1 for name, value in layer.state_dict().items()})
+    with th.no_grad():
+        assert th.equal(layer(x), fresh())
+    assert th.allclose(layer(x), fresh()) and layer(x).requires_grad  # with gradients: its own graph
