@@ -174,10 +174,15 @@ class CategoricalHead(Head):
         self.support_shape = (n_atoms,)
         self.n_atoms, self.v_min, self.v_max = n_atoms, float(v_min), float(v_max)
         self.delta_z = (self.v_max - self.v_min) / (n_atoms - 1)
+        self._atoms: dict[tuple[th.device, th.dtype], th.Tensor] = {}
 
     def atoms(self, like: th.Tensor) -> th.Tensor:
         """The support z_0 < ... < z_{n_atoms - 1}, on the device and with the dtype of ``like``."""
-        return th.linspace(self.v_min, self.v_max, self.n_atoms, device=like.device, dtype=like.dtype)
+        # Made once per device and dtype: every acting and every gradient step asks for it
+        key = (like.device, like.dtype)
+        if key not in self._atoms:
+            self._atoms[key] = th.linspace(self.v_min, self.v_max, self.n_atoms, device=like.device, dtype=like.dtype)
+        return self._atoms[key]
 
     def q_values(self, outputs: th.Tensor) -> th.Tensor:
         probabilities = outputs.softmax(dim=1)
