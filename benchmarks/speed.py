@@ -31,13 +31,14 @@ import contextlib
 import resource
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from unittest import mock
 
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from benchmarks.arguments import non_negative_int, positive_int
 from benchmarks.variants import VARIANTS, Variant, read_schedules
@@ -67,6 +68,8 @@ PER = "DuelingDQN+PER"
 OUR_LOSS = "QRDQN(our loss)"
 #: DuelingQRDQN with its own entry of dueling_qrdqn.yml: what the grid's runs cost
 OWN_ENTRY = "DuelingQRDQN(own entry)"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,31 @@ def qrdqn_with_our_loss() -> Iterator[None]:
         yield
 
 
+def make_model(
+    variant: Variant,
+    env_id: str,
+    seed: int,
+    fused_adam: bool = False,
+    config_of: str = "DQN",
+    learning_starts: int | None = None,
+) -> BaseAlgorithm:
+    """
+    The learner as this benchmark builds it, on a new env.
+
+    :param variant: The learner
+    :param env_id: The env, whose entry of ``config_of``'s YAML file the learner uses
+    :param seed: Seed of the model and the env
+    :param fused_adam: Give the optimizer ``fused=True``
+    :param config_of: The variant whose YAML file gives the hyperparameters (the family's baseline)
+    :param learning_starts: Replaces the entry's ``learning_starts`` (None: keep it)
+    """
+    policy, _, hyperparams = variant.hyperparameters(env_id, config=VARIANTS[config_of].config)
+    if learning_starts is not None:
+        hyperparams["learning_starts"] = learning_starts
+    hyperparams = read_schedules(with_fused_adam(hyperparams) if fused_adam else hyperparams)  # lin_ as the Zoo reads it
+    return variant.cls(policy, env_id, seed=seed, **hyperparams)
+
+
 def steps_per_second(
     variant: Variant,
     env_id: str,
@@ -123,21 +151,11 @@ def steps_per_second(
     learning_starts: int | None = None,
 ) -> float:
     """
-    Env steps per second of one training run, in this process.
+    Env steps per second of one training run of :func:`make_model`'s learner, in this process.
 
-    :param variant: The learner
-    :param env_id: The env, whose entry of ``config_of``'s YAML file the learner uses
-    :param steps: Env steps to train for
-    :param seed: Seed of the model and the env
-    :param fused_adam: Give the optimizer ``fused=True``
-    :param config_of: The variant whose YAML file gives the hyperparameters (the family's baseline)
-    :param learning_starts: Replaces the entry's ``learning_starts`` (None: keep it)
+    :param steps: Env steps to train for; the other parameters are :func:`make_model`'s
     """
-    policy, _, hyperparams = variant.hyperparameters(env_id, config=VARIANTS[config_of].config)
-    if learning_starts is not None:
-        hyperparams["learning_starts"] = learning_starts
-    hyperparams = read_schedules(with_fused_adam(hyperparams) if fused_adam else hyperparams)  # lin_ as the Zoo reads it
-    model = variant.cls(policy, env_id, seed=seed, **hyperparams)
+    model = make_model(variant, env_id, seed, fused_adam, config_of, learning_starts)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
@@ -160,14 +178,15 @@ def measure(
     return Measurement(speed, peak_rss_mb(), peak_rss_mb() - before)
 
 
-def _measure(arguments: tuple[Learner, str, int, int, int, str, int | None]) -> Measurement:
-    return measure(*arguments)
+def run_in_fresh_process(function: Callable[..., T], *arguments: Any) -> T:
+    """``function(*arguments)`` in a process of its own (spawned: nothing of this one carries over)."""
+    with get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, arguments)
 
 
 def in_fresh_process(*arguments: Any) -> Measurement:
     """:func:`measure` in a process of its own: its peak memory is the run's alone."""
-    with get_context("spawn").Pool(1) as pool:
-        return pool.apply(_measure, (arguments,))
+    return run_in_fresh_process(measure, *arguments)
 
 
 def main() -> None:

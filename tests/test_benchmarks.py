@@ -35,6 +35,7 @@ from benchmarks.speed import (
     steps_per_second,
     with_fused_adam,
 )
+from benchmarks.step_profile import PHASES, kernels, profile_learner
 from benchmarks.variants import VARIANTS, Variant, load_hyperparameters, read_schedules, zoo_folder
 from sb3_dueling import DuelingDQN
 from sb3_dueling.user_input import DUELING_DQN_CONFIG
@@ -124,6 +125,30 @@ def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
         assert qrdqn.quantile_huber_loss is not quantile_huber_loss
         assert th.allclose(qrdqn.quantile_huber_loss(current, target), quantile_huber_loss(current, target))
     assert qrdqn.quantile_huber_loss is quantile_huber_loss
+
+
+@pytest.mark.parametrize("learner", ["DQN", "Rainbow"])
+def test_step_profile_splits_the_timed_steps_into_phases(learner):
+    backward, clip = th.Tensor.backward, th.nn.utils.clip_grad_norm_
+    # no warm-up beyond learning_starts: one train() call then, and one in the 256 timed steps (train_freq 256)
+    result = profile_learner(learner, "CartPole-v1", 256, seed=0, warmup=0, updates=3)
+    assert th.Tensor.backward is backward and th.nn.utils.clip_grad_norm_ is clip  # the patches are undone
+    assert list(result.seconds) == list(PHASES) and all(seconds >= 0 for seconds in result.seconds.values())
+    assert sum(result.seconds.values()) == pytest.approx(result.wall_seconds, rel=0.01)
+    assert result.env_steps >= 256 and result.gradient_steps == 128
+    for phase in ("env step", "acting", "storing", "sampling", "forward", "backward", "clip", "optimizer", "update, rest"):
+        assert result.seconds[phase] > 0, phase
+    assert (result.seconds["priorities"] > 0) == (learner == "Rainbow")  # prioritized replay
+    assert 0 < result.compute_limit * 1e6 < result.update_wall
+
+
+def test_the_compute_limit_counts_the_kernels_not_the_composites():
+    inputs, weight, bias = th.randn(64, 32), th.randn(16, 32, requires_grad=True), th.randn(16, requires_grad=True)
+    with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as profile:
+        th.nn.functional.linear(inputs, weight, bias).relu().mean().backward()
+    names = {event.name for event in kernels(profile.events())}
+    assert {"aten::addmm", "aten::clamp_min", "aten::sum", "aten::mm"} <= names  # mean is sum then div_
+    assert not names & {"aten::linear", "aten::relu", "aten::mean", "aten::t", "aten::empty", "aten::view"}
 
 
 #: Settings of a quick run
