@@ -22,8 +22,16 @@ DuelingQRDQN with the package's own ``dueling_qrdqn.yml`` entry of the env (whic
 what the benchmark grid's DuelingQRDQN runs cost. ``--learning-starts`` replaces the entry's
 (the Zoo's QR-DQN LunarLander entry waits 10k steps before its first gradient step).
 
-    python -m benchmarks.speed [--family dqn|qrdqn|rainbow] [--env CartPole-v1] [--steps 10000] [--repeats 5] [--threads 1]
-                               [--learning-starts N] [--fused-dqn] [--per] [--our-loss] [--own-entry]
+``--env`` takes a classic-control env id with YAML entries (``CartPole-v1``, ``Acrobot-v1`` ...) or a MinAtar game
+(``Breakout``, ``Asterix``, ``SpaceInvaders``: a name of ``benchmarks.minatar.GAMES``). A game runs the learners with
+the MinAtar protocol of ``benchmarks.minatar`` (its env, its settings of each learner), which only ``--family
+rainbow`` can take (each learner with its own settings): SB3 ``DQN`` and ``Rainbow``, the learners the protocol has
+(DuelingQRDQN has none, and is left out). As on a classic env, each run times ``learn`` from its first step: the
+protocol's ``learning_starts`` (1,000, or ``--learning-starts``) random steps, then a gradient step every 4 env
+steps; ``--steps`` must exceed it.
+
+    python -m benchmarks.speed [--family dqn|qrdqn|rainbow] [--env CartPole-v1|Breakout] [--steps 10000] [--repeats 5]
+                               [--threads 1] [--learning-starts N] [--fused-dqn] [--per] [--our-loss] [--own-entry]
 """
 
 import argparse
@@ -37,9 +45,12 @@ from multiprocessing import get_context
 from typing import Any, NamedTuple, TypeVar
 from unittest import mock
 
+import gymnasium as gym
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from benchmarks import minatar
 from benchmarks.arguments import non_negative_int, positive_int
 from benchmarks.variants import VARIANTS, Variant, read_schedules
 
@@ -141,21 +152,52 @@ def make_model(
     return variant.cls(policy, env_id, seed=seed, **hyperparams)
 
 
+def build(
+    learner: str,
+    env: str,
+    seed: int,
+    fused_adam: bool = False,
+    config_of: str | None = None,
+    learning_starts: int | None = None,
+) -> OffPolicyAlgorithm:
+    """
+    ``learner`` on ``env``: a MinAtar game with the protocol of ``benchmarks.minatar``, else as :func:`make_model`
+    builds it.
+
+    :param learner: A name of ``benchmarks.variants.VARIANTS``, or of ``benchmarks.minatar.LEARNERS`` on a game
+    :param env: A classic-control env id, or a MinAtar game of ``benchmarks.minatar.GAMES``
+    :param config_of: The variant whose YAML file gives the hyperparameters (None: the learner's own; on a
+        MinAtar game, where each learner has the protocol's settings, only the learner's own)
+    :param learning_starts: Replaces the entry's or the protocol's ``learning_starts`` (None: keep it)
+    :param fused_adam: Give the optimizer ``fused=True`` (not on a MinAtar game); ``seed``: as :func:`make_model`
+    """
+    if env in minatar.GAMES:
+        if fused_adam or config_of not in (None, learner):
+            raise ValueError(f"on a MinAtar game {learner} has the protocol's settings: no fused Adam, no other entry")
+        changes = {} if learning_starts is None else {"learning_starts": learning_starts}
+        with mock.patch.dict(minatar.COMMON, changes):
+            model = minatar.MinAtarRun(learner, env, seed).make_model()
+    else:
+        model = make_model(VARIANTS[learner], env, seed, fused_adam, config_of or learner, learning_starts)
+    assert isinstance(model, OffPolicyAlgorithm)
+    return model
+
+
 def steps_per_second(
-    variant: Variant,
+    learner: str,
     env_id: str,
     steps: int,
     seed: int,
     fused_adam: bool = False,
-    config_of: str = "DQN",
+    config_of: str | None = "DQN",
     learning_starts: int | None = None,
 ) -> float:
     """
-    Env steps per second of one training run of :func:`make_model`'s learner, in this process.
+    Env steps per second of one training run, from its first step, of :func:`build`'s learner, in this process.
 
-    :param steps: Env steps to train for; the other parameters are :func:`make_model`'s
+    :param steps: Env steps to train for; the other parameters are :func:`build`'s
     """
-    model = make_model(variant, env_id, seed, fused_adam, config_of, learning_starts)
+    model = build(learner, env_id, seed, fused_adam, config_of, learning_starts)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
@@ -174,7 +216,7 @@ def measure(
     config = learner.variant if learner.own_entry else config_of
     before = peak_rss_mb()
     with loss:
-        speed = steps_per_second(VARIANTS[learner.variant], env_id, steps, seed, learner.fused_adam, config, learning_starts)
+        speed = steps_per_second(learner.variant, env_id, steps, seed, learner.fused_adam, config, learning_starts)
     return Measurement(speed, peak_rss_mb(), peak_rss_mb() - before)
 
 
@@ -189,10 +231,22 @@ def in_fresh_process(*arguments: Any) -> Measurement:
     return run_in_fresh_process(measure, *arguments)
 
 
-def main() -> None:
+def env_name(text: str) -> str:
+    """A MinAtar game of ``benchmarks.minatar.GAMES`` or a registered gymnasium env id."""
+    if text not in minatar.GAMES:
+        try:
+            gym.spec(text)
+        except gym.error.Error as error:
+            raise argparse.ArgumentTypeError(
+                f"neither a MinAtar game {sorted(minatar.GAMES)} nor a gymnasium env: {error}"
+            ) from None
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=list(FAMILIES), default="dqn")
-    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--env", type=env_name, default="CartPole-v1", help="a classic-control env id or a MinAtar game")
     parser.add_argument("--steps", type=positive_int, default=10_000, help="env steps per run")
     parser.add_argument("--repeats", type=positive_int, default=5, help="runs per learner (interleaved)")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: see docs/speed.md)")
@@ -203,13 +257,30 @@ def main() -> None:
     parser.add_argument(
         "--own-entry", action="store_true", help="also run DuelingQRDQN with dueling_qrdqn.yml's entry (qrdqn family)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     family = FAMILIES[args.family]
-    baseline = family.learners[0]
     for flag, allowed in (("fused_dqn", "dqn"), ("per", "dqn"), ("our_loss", "qrdqn"), ("own_entry", "qrdqn")):
         if getattr(args, flag) and args.family != allowed:
             parser.error(f"--{flag.replace('_', '-')} needs --family {allowed}")
-    learners = {name: Learner(name, own_entry=family.own_entries) for name in family.learners}
+    names = family.learners
+    on_minatar = args.env in minatar.GAMES
+    if on_minatar:
+        if not family.own_entries:
+            parser.error(
+                f"--family {args.family} runs its learners with {names[0]}'s YAML entry, which the MinAtar game "
+                f"{args.env} has not; on a MinAtar game use --family rainbow (the MinAtar protocol's "
+                f"{' and '.join(minatar.LEARNERS)}, each with its own settings)"
+            )
+        learning_starts = minatar.COMMON["learning_starts"] if args.learning_starts is None else args.learning_starts
+        if args.steps <= learning_starts:
+            parser.error(f"--steps {args.steps} has no gradient step: the MinAtar protocol learns from step {learning_starts}")
+        for name in names:
+            if name not in minatar.LEARNERS:
+                protocols = " and ".join(minatar.LEARNERS)
+                print(f"{name} is left out: benchmarks.minatar has a MinAtar protocol only for {protocols}")
+        names = [name for name in names if name in minatar.LEARNERS]
+    baseline = names[0]
+    learners = {name: Learner(name, own_entry=family.own_entries) for name in names}
     if args.fused_dqn:
         learners[FUSED_DQN] = Learner("DQN", fused_adam=True)
     if args.per:
@@ -230,9 +301,15 @@ def main() -> None:
                 flush=True,
             )
 
+    if on_minatar:
+        settings = " the MinAtar protocol of benchmarks.minatar (its env, each learner's settings)"
+    elif family.own_entries:
+        settings = " each learner's own entry"
+    else:
+        settings = f" the Zoo's {VARIANTS[baseline].config.name} entry"
     print(
         f"\n{args.env}, {args.steps} steps, {args.repeats} repeats, torch threads {args.threads},"
-        + (" each learner's own entry" if family.own_entries else f" the Zoo's {VARIANTS[baseline].config.name} entry")
+        + settings
         + ("" if args.learning_starts is None else f" with learning_starts {args.learning_starts}")
     )
     columns = ("median steps/s", f"ratio to {baseline}", f"ratio to {family.candidate}", "peak RSS MB", "training +MB")

@@ -52,7 +52,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 from unittest import mock
 
-import gymnasium as gym
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -60,8 +59,7 @@ from torch.autograd.profiler_util import FunctionEvent
 
 from benchmarks import minatar
 from benchmarks.arguments import non_negative_int, positive_int
-from benchmarks.speed import make_model, run_in_fresh_process
-from benchmarks.variants import VARIANTS
+from benchmarks.speed import build, env_name, run_in_fresh_process
 
 #: The phases of an env step, in the order of the table
 PHASES = (
@@ -258,16 +256,6 @@ class StepProfile(NamedTuple):
         return sum(self.per_gradient_step(phase) for phase in TRAIN_PHASES)
 
 
-def build(learner: str, env: str, seed: int) -> OffPolicyAlgorithm:
-    """``learner`` on ``env``: a MinAtar game with the protocol of ``benchmarks.minatar``, else as ``benchmarks.speed``."""
-    if env in minatar.GAMES:
-        model = minatar.MinAtarRun(learner, env, seed).make_model()
-    else:
-        model = make_model(VARIANTS[learner], env, seed, config_of=learner)  # each learner with its own entry
-    assert isinstance(model, OffPolicyAlgorithm)
-    return model
-
-
 def profile_learner(learner: str, env: str, steps: int, seed: int = 0, warmup: int = 500, updates: int = 50) -> StepProfile:
     """
     Time ``steps`` env steps of ``learner``'s training on ``env`` phase by phase, then its compute limit. In this
@@ -317,18 +305,6 @@ def print_tables(results: dict[str, StepProfile]) -> None:
     print(f"\n{'us per gradient step':<26}{header}")
     for label, value, fmt in rows:
         print(f"{label:<26}" + "".join(f"{value(result):>{width}{fmt}}" for result in results.values()))
-
-
-def env_name(text: str) -> str:
-    """A MinAtar game of ``benchmarks.minatar.GAMES`` or a registered gymnasium env id."""
-    if text not in minatar.GAMES:
-        try:
-            gym.spec(text)
-        except gym.error.Error as error:
-            raise argparse.ArgumentTypeError(
-                f"neither a MinAtar game {sorted(minatar.GAMES)} nor a gymnasium env: {error}"
-            ) from None
-    return text
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import DQN
 
-from benchmarks import atari
+from benchmarks import atari, minatar
 from benchmarks.grid import (
     BUDGETS,
     RESULTS,
@@ -30,6 +31,8 @@ from benchmarks.speed import (
     LEARNERS,
     PER,
     Learner,
+    Measurement,
+    build,
     measure,
     qrdqn_with_our_loss,
     steps_per_second,
@@ -37,7 +40,9 @@ from benchmarks.speed import (
 )
 from benchmarks.step_profile import PHASES, kernels, profile_learner
 from benchmarks.variants import VARIANTS, Variant, load_hyperparameters, read_schedules, zoo_folder
-from sb3_dueling import DuelingDQN
+from sb3_dueling import DuelingDQN, Rainbow
+from sb3_dueling.noisy import NoisyLinear
+from sb3_dueling.torch_layers import MinAtarConvExtractor
 from sb3_dueling.user_input import DUELING_DQN_CONFIG
 
 
@@ -75,7 +80,7 @@ def test_the_grid_does_not_import_the_zoo():
 
 def test_speed_measures_each_learner_with_the_zoo_dqn_hyperparameters():
     for name in (*LEARNERS, PER):
-        assert steps_per_second(VARIANTS[name], "CartPole-v1", 100, seed=0) > 0
+        assert steps_per_second(name, "CartPole-v1", 100, seed=0) > 0
     assert FAMILIES["dqn"].learners == LEARNERS and FAMILIES["qrdqn"].learners[0] == "QRDQN"
     assert with_fused_adam({"policy_kwargs": {"net_arch": [8]}})["policy_kwargs"] == {
         "net_arch": [8],
@@ -114,6 +119,52 @@ def test_the_rainbow_family_measures_each_learner_with_its_own_entry():
     rainbow = Learner("Rainbow", own_entry=True)
     result = measure(rainbow, "CartPole-v1", 200, 0, 1, config_of="DuelingQRDQN", learning_starts=50)
     assert result.steps_per_second > 0
+
+
+def test_speed_builds_the_minatar_protocols_learners_on_a_game():
+    dqn, rainbow = build("DQN", "Breakout", 0), build("Rainbow", "Breakout", 0)
+    assert type(dqn) is DQN and type(rainbow) is Rainbow
+    for model in (dqn, rainbow):
+        assert model.observation_space.shape == (4, 10, 10) and model.observation_space.dtype == np.uint8
+        assert isinstance(model.q_net.features_extractor, MinAtarConvExtractor)
+        assert (model.learning_starts, model.train_freq.frequency, model.batch_size) == (1000, 4, 32)
+    assert dqn.learning_rate == 2.5e-4 and rainbow.learning_rate == 1e-4 and rainbow.n_steps == 3
+    assert rainbow.policy.n_atoms == 51 and any(isinstance(layer, NoisyLinear) for layer in rainbow.policy.modules())
+    assert not any(isinstance(layer, NoisyLinear) for layer in dqn.policy.modules())
+    # --learning-starts replaces the protocol's while the model is built, and only then
+    assert build("DQN", "Breakout", 0, learning_starts=10).learning_starts == 10 and minatar.COMMON["learning_starts"] == 1000
+    with pytest.raises(ValueError, match="the protocol's settings"):
+        build("DQN", "Breakout", 0, config_of="DuelingQRDQN")
+
+
+@pytest.mark.parametrize("learner", ["DQN", "Rainbow"])
+def test_speed_measures_the_minatar_protocols_learners(learner):
+    # past learning_starts: the timed steps include gradient steps, as in a real run
+    result = measure(Learner(learner, own_entry=True), "Breakout", 120, 0, 1, config_of="DQN", learning_starts=40)
+    assert result.steps_per_second > 0 and result.peak_rss_mb > 50 and result.training_rss_mb >= 0
+
+
+def test_speed_on_a_minatar_game_runs_the_protocols_learners_of_the_rainbow_family_only(monkeypatch, capsys):
+    import benchmarks.speed as speed
+
+    measured = []
+    monkeypatch.setattr(speed, "in_fresh_process", lambda *args: measured.append(args) or Measurement(100.0, 300.0, 5.0))
+    speed.main(["--family", "rainbow", "--env", "Breakout", "--steps", "1001", "--repeats", "1"])
+    output = capsys.readouterr().out
+    assert "DuelingQRDQN is left out: benchmarks.minatar has a MinAtar protocol only for DQN and Rainbow" in output
+    assert [(args[0], args[1], args[5]) for args in measured] == [
+        (Learner("DQN", own_entry=True), "Breakout", "DQN"),
+        (Learner("Rainbow", own_entry=True), "Breakout", "DQN"),
+    ]
+    assert "Breakout, 1001 steps, 1 repeats, torch threads 1, the MinAtar protocol of benchmarks.minatar" in output
+    for family in ("dqn", "qrdqn"):
+        with pytest.raises(SystemExit) as exit_status:
+            speed.main(["--family", family, "--env", "Breakout"])
+        assert exit_status.value.code == 2
+        assert f"--family {family} runs its learners with" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:
+        speed.main(["--family", "rainbow", "--env", "Breakout", "--steps", "1000"])  # no gradient step
+    assert exit_status.value.code == 2 and "the MinAtar protocol learns from step 1000" in capsys.readouterr().err
 
 
 def test_our_loss_replaces_sb3_contribs_in_qrdqn_only_within_the_block():
