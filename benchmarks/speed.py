@@ -214,6 +214,8 @@ def measure(
     th.set_num_threads(threads)
     loss = qrdqn_with_our_loss() if learner.our_loss else contextlib.nullcontext()
     config = learner.variant if learner.own_entry else config_of
+    if env_id in minatar.GAMES:  # what making a game imports (MinAtar imports matplotlib: 120 MB) is no training's
+        minatar.make_minatar_env(env_id).close()
     before = peak_rss_mb()
     with loss:
         speed = steps_per_second(learner.variant, env_id, steps, seed, learner.fused_adam, config, learning_starts)
