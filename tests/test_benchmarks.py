@@ -25,7 +25,19 @@ from benchmarks.grid import (
     recorded_hyperparameters,
     write_json_atomically,
 )
-from benchmarks.report import atari_section, load_atari_results, load_results, plot, summarise, write_report
+from benchmarks.report import (
+    atari_section,
+    load_atari_results,
+    load_minatar_results,
+    load_results,
+    minatar_section,
+    plot,
+    plot_minatar,
+    summarise,
+    summarise_minatar,
+    write_report,
+)
+from benchmarks.report import main as report_main
 from benchmarks.speed import (
     FAMILIES,
     LEARNERS,
@@ -424,6 +436,75 @@ def test_report_has_the_atari_sets_with_ratios_to_dqn(tmp_path):
     assert any("GPU X, 16 CPU cores (CPU Y)" in line and "budget 1000" in line for line in lines)
     assert "| PongNoFrameskip-v4 | DuelingDQN | 1000 | 180 | 170 | 130 | 4000 | 0.900 | 1.300 |" in lines
     assert atari_section({}) == []
+
+
+def minatar_results(folder, finals: dict[tuple[str, str], list[float]]) -> None:
+    """MinAtar result files as ``benchmarks.minatar`` writes them: these final returns of (algo, game), a seed each."""
+    for (algo, game), returns in finals.items():
+        for seed, final in enumerate(returns):
+            run = minatar.MinAtarRun(algo, game, seed)
+            record = {**asdict(run), "budget": 1_000_000, "eval_freq": 50_000, "eval_episodes": 10}
+            record.update(timesteps=[500_000, 1_000_000], eval_returns=[final / 2, final], final_return=final)
+            record.update(steps_per_second=300.0, peak_rss_mb=900.0, hyperparams=recorded_hyperparameters(run))
+            write_json_atomically(record, run.path(folder))
+
+
+def minatar_report(results) -> str:
+    records, left_out = load_minatar_results(results)
+    summary = summarise_minatar(records, reps=50)
+    image = plot_minatar(summary, results.parent / "docs" / "images")
+    return "\n".join(minatar_section(summary, image and image.relative_to(results.parent / "docs"), left_out, results))
+
+
+def test_the_report_without_minatar_results_says_not_yet_measured(tmp_path):
+    (tmp_path / "docs" / "images").mkdir(parents=True)
+    (tmp_path / "docs" / "images" / "minatar_curves.png").write_bytes(b"an old figure")
+    section = minatar_report(tmp_path / "minatar")
+    assert "**Not yet measured**: no current result files in" in section and "**Goal: not yet measured**" in section
+    assert "| DQN | - | 0 | 7.5 |" in section and "| Rainbow | - | 0 | 93 |" in section  # the published figures
+    assert "![MinAtar" not in section and not (tmp_path / "docs" / "images" / "minatar_curves.png").exists()
+
+
+def test_the_report_reads_the_minatar_suite(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    synthetic_results(results, shift=5.0)
+    # every Rainbow seed beats every DQN seed; DQN's IQM: the mean of the middle two of 1, 2, 3, 10
+    minatar_results(
+        results / "minatar", {(algo, game): finals for game in minatar.GAMES for algo, finals in
+                              (("DQN", [1.0, 2.0, 3.0, 10.0]), ("Rainbow", [11.0, 12.0, 13.0, 14.0]))}
+    )  # fmt: skip
+    stale, quick = minatar.MinAtarRun("Rainbow", "Breakout", 4), minatar.MinAtarRun("DQN", "Asterix", 4)
+    write_json_atomically({**asdict(stale), "hyperparams": {"learning_rate": "1.0"}}, stale.path(results / "minatar"))
+    record = json.loads(minatar.MinAtarRun("DQN", "Asterix", 0).path(results / "minatar").read_text())
+    write_json_atomically({**record, "seed": 4, "final_return": 99.0, "budget": 100_000}, quick.path(results / "minatar"))
+    docs = tmp_path / "docs"
+    argv = ["report", "--results", str(results), "--docs", str(docs), "--reps", "50"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--minatar-results", str(results / "minatar")])
+    report_main()
+    section = (docs / "benchmark.md").read_text().split("## MinAtar")[1]
+    assert "| DQN | 2.5 [" in section and "| Rainbow | 12.5 [" in section and "| 4 | 7.5 |" in section
+    assert section.count("| yes | 1.00 [1.00, 1.00] | 4 vs 4 |") == 3
+    assert "| suite: all games | - | 1.00 [1.00, 1.00] | 4 vs 4 per game |" in section and "**Goal: met**." in section
+    assert "**Partial suite**: fewer seeds than the paper's 10 runs in 6 cell(s)." in section
+    assert "Seeds per cell: 4." in section
+    assert "Left out: 2 result file(s)" in section
+    assert "- `Breakout/Rainbow/seed_4.json`: other hyperparameters than `benchmarks/minatar.py` has now" in section
+    assert "- `Asterix/DQN/seed_4.json`: other settings (budget 100000, eval_freq 50000, eval_episodes 10;" in section
+    assert "![MinAtar learning curves](images/minatar_curves.png)" in section
+    assert (docs / "images" / "minatar_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_minatar_section_names_what_is_missing_and_a_goal_not_met(tmp_path):
+    finals = {("DQN", "Breakout"): [5.0], ("Rainbow", "Breakout"): [4.0], ("DQN", "Asterix"): [3.0]}
+    minatar_results(tmp_path / "minatar", {**finals, ("Rainbow", "Asterix"): [9.0], ("DQN", "SpaceInvaders"): [1.0]})
+    section = minatar_report(tmp_path / "minatar")
+    assert "no results yet for Rainbow on SpaceInvaders;" in section and "| SpaceInvaders | - | - | - |" in section
+    assert "| suite so far: Breakout, Asterix | - | 0.50 [" in section
+    assert "**Goal: not yet measured** (no results yet for Rainbow on SpaceInvaders)." in section
+    minatar_results(tmp_path / "minatar", {("Rainbow", "SpaceInvaders"): [2.0]})
+    section = minatar_report(tmp_path / "minatar")
+    assert "| Breakout | no | 0.00 [0.00, 0.00] | 1 vs 1 |" in section
+    assert "**Goal: not met** (Rainbow not ahead of DQN on Breakout; P(Rainbow > DQN) over the suite 0.67 < 0.75)." in section
 
 
 def test_the_reports_comparisons_and_goals_name_algorithms_of_the_grid():
