@@ -1,5 +1,5 @@
 """
-MinAtar (Young & Tian 2019): DQN and Rainbow on small pixel games, with the protocol of "Revisiting Rainbow"
+MinAtar (Young & Tian 2019): DQN, DuelingDQN and Rainbow on small pixel games, with the protocol of "Revisiting Rainbow"
 (Obando-Ceron & Castro 2021), on the benchmark grid's machinery (Ray, locks, resume, one JSON file per run).
 
     python -m benchmarks.minatar --algos DQN Rainbow --games Breakout --seeds 5 --steps 1000000 \\
@@ -14,7 +14,9 @@ The protocol (:data:`COMMON`, :data:`LEARNERS`), from the paper and its Dopamine
 transitions; learning from step 1,000; a gradient step every 4 env steps; the target network every 1,000 steps;
 gamma 0.99. DQN: learning rate 2.5e-4, the max target, epsilon from 1 to 0.01 over 250k steps. Rainbow: learning
 rate 1e-4, 3-step returns, C51 with 51 atoms on [-100, 100], noisy nets, the dueling network, the Double target,
-prioritized replay. The paper ran 10M frames (a step is a frame: MinAtar skips none); this suite's budget is 1M.
+prioritized replay. DuelingDQN: DQN's settings with the dueling network (a value and an advantage layer after the
+convolution) and its default Double target (the paper's "DQN + dueling" has DQN's max target). The paper ran 10M
+frames (a step is a frame: MinAtar skips none); this suite's budget is 1M.
 Differences left: SB3 clips gradients to norm 10 (Dopamine does not), starts the epsilon decay at step 0 (Dopamine
 after the 1,000 warm-up steps) and initialises the layers as PyTorch does (Dopamine: Xavier uniform), and the
 evaluations are greedy episodes on a separate env (the paper reports the training episodes' returns).
@@ -40,7 +42,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from benchmarks import grid
 from benchmarks.grid import RESULTS, Run
-from sb3_dueling import Rainbow
+from sb3_dueling import DuelingDQN, Rainbow
 from sb3_dueling.torch_layers import MinAtarConvExtractor
 
 #: The games, by the name the results use, and MinAtar's own name
@@ -87,7 +89,7 @@ def make_minatar_env(game: str, sticky_action_prob: float = STICKY_ACTION_PROB) 
     return ChannelFirst(BaseEnv(GAMES[game], use_minimal_action_set=False, sticky_action_prob=sticky_action_prob))
 
 
-#: What DQN and Rainbow share (Obando-Ceron & Castro 2021, its Dopamine configurations for MinAtar)
+#: What the learners share (Obando-Ceron & Castro 2021, its Dopamine configurations for MinAtar)
 COMMON: dict[str, Any] = dict(
     batch_size=32,
     buffer_size=100_000,
@@ -121,17 +123,18 @@ class Learner:
     policy_kwargs: dict[str, Any]
 
 
+#: DQN's own settings: its learning rate and epsilon schedule
+DQN_SETTINGS: dict[str, Any] = dict(
+    learning_rate=2.5e-4,
+    exploration_initial_eps=1.0,
+    exploration_final_eps=0.01,
+    exploration_fraction=EPSILON_DECAY_STEPS / BUDGET,
+)
+
 LEARNERS = {
-    "DQN": Learner(
-        DQN,
-        dict(
-            learning_rate=2.5e-4,
-            exploration_initial_eps=1.0,
-            exploration_final_eps=0.01,
-            exploration_fraction=EPSILON_DECAY_STEPS / BUDGET,
-        ),
-        {},
-    ),
+    "DQN": Learner(DQN, DQN_SETTINGS, {}),
+    # DQN with the dueling network and the Double target: what the dueling network is worth outside Rainbow
+    "DuelingDQN": Learner(DuelingDQN, DQN_SETTINGS, {}),
     # All six parts, as Rainbow's defaults have them, but for these settings. Noisy nets explore: no epsilon
     "Rainbow": Learner(
         Rainbow,

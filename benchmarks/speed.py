@@ -24,9 +24,10 @@ what the benchmark grid's DuelingQRDQN runs cost. ``--learning-starts`` replaces
 
 ``--env`` takes a classic-control env id with YAML entries (``CartPole-v1``, ``Acrobot-v1`` ...) or a MinAtar game
 (``Breakout``, ``Asterix``, ``SpaceInvaders``: a name of ``benchmarks.minatar.GAMES``). A game runs the learners with
-the MinAtar protocol of ``benchmarks.minatar`` (its env, its settings of each learner), which only ``--family
-rainbow`` can take (each learner with its own settings): SB3 ``DQN`` and ``Rainbow``, the learners the protocol has
-(DuelingQRDQN has none, and is left out). As on a classic env, each run times ``learn`` from its first step: the
+the MinAtar protocol of ``benchmarks.minatar`` (its env, its settings of each learner: no baseline's YAML entry),
+for the family's learners that the protocol has: ``--family dqn`` SB3 ``DQN`` and ``DuelingDQN``, ``--family
+rainbow`` SB3 ``DQN`` and ``Rainbow`` (the others, which have no MinAtar settings, are left out, and ``--family
+qrdqn``, none of whose learners has, exits 2). As on a classic env, each run times ``learn`` from its first step: the
 protocol's ``learning_starts`` (1,000, or ``--learning-starts``) random steps, then a gradient step every 4 env
 steps; ``--steps`` must exceed it.
 
@@ -267,22 +268,23 @@ def main(argv: list[str] | None = None) -> None:
     names = family.learners
     on_minatar = args.env in minatar.GAMES
     if on_minatar:
-        if not family.own_entries:
+        *others, last = minatar.LEARNERS
+        protocols = f"{', '.join(others)} and {last}"
+        if sum(name in minatar.LEARNERS for name in names) < 2:
             parser.error(
-                f"--family {args.family} runs its learners with {names[0]}'s YAML entry, which the MinAtar game "
-                f"{args.env} has not; on a MinAtar game use --family rainbow (the MinAtar protocol's "
-                f"{' and '.join(minatar.LEARNERS)}, each with its own settings)"
+                f"--family {args.family}: benchmarks.minatar has a MinAtar protocol only for {protocols}, which leaves "
+                f"fewer than two of its learners ({', '.join(names)}) on {args.env}; use --family dqn or rainbow"
             )
         learning_starts = minatar.COMMON["learning_starts"] if args.learning_starts is None else args.learning_starts
         if args.steps <= learning_starts:
             parser.error(f"--steps {args.steps} has no gradient step: the MinAtar protocol learns from step {learning_starts}")
         for name in names:
             if name not in minatar.LEARNERS:
-                protocols = " and ".join(minatar.LEARNERS)
                 print(f"{name} is left out: benchmarks.minatar has a MinAtar protocol only for {protocols}")
         names = [name for name in names if name in minatar.LEARNERS]
     baseline = names[0]
-    learners = {name: Learner(name, own_entry=family.own_entries) for name in names}
+    # On a MinAtar game each learner has the protocol's own settings (no baseline's YAML entry)
+    learners = {name: Learner(name, own_entry=family.own_entries or on_minatar) for name in names}
     if args.fused_dqn:
         learners[FUSED_DQN] = Learner("DQN", fused_adam=True)
     if args.per:

@@ -156,24 +156,28 @@ def test_speed_measures_the_minatar_protocols_learners(learner):
     assert result.steps_per_second > 0 and result.peak_rss_mb > 50 and result.training_rss_mb >= 0
 
 
-def test_speed_on_a_minatar_game_runs_the_protocols_learners_of_the_rainbow_family_only(monkeypatch, capsys):
+def test_speed_on_a_minatar_game_runs_the_family_learners_the_protocol_has(monkeypatch, capsys):
     import benchmarks.speed as speed
 
     measured = []
     monkeypatch.setattr(speed, "in_fresh_process", lambda *args: measured.append(args) or Measurement(100.0, 300.0, 5.0))
     speed.main(["--family", "rainbow", "--env", "Breakout", "--steps", "1001", "--repeats", "1"])
     output = capsys.readouterr().out
-    assert "DuelingQRDQN is left out: benchmarks.minatar has a MinAtar protocol only for DQN and Rainbow" in output
+    assert "DuelingQRDQN is left out: benchmarks.minatar has a MinAtar protocol only for DQN, DuelingDQN and Rainbow" in output
     assert [(args[0], args[1], args[5]) for args in measured] == [
         (Learner("DQN", own_entry=True), "Breakout", "DQN"),
         (Learner("Rainbow", own_entry=True), "Breakout", "DQN"),
     ]
     assert "Breakout, 1001 steps, 1 repeats, torch threads 1, the MinAtar protocol of benchmarks.minatar" in output
-    for family in ("dqn", "qrdqn"):
-        with pytest.raises(SystemExit) as exit_status:
-            speed.main(["--family", family, "--env", "Breakout"])
-        assert exit_status.value.code == 2
-        assert f"--family {family} runs its learners with" in capsys.readouterr().err
+    # The dqn family: DQN and DuelingDQN, each with the protocol's own settings (not DQN's YAML entry)
+    measured.clear()
+    speed.main(["--family", "dqn", "--env", "Breakout", "--steps", "1001", "--repeats", "1"])
+    assert "DuelingDQN(double_q=False) is left out" in capsys.readouterr().out
+    assert [args[0] for args in measured] == [Learner("DQN", own_entry=True), Learner("DuelingDQN", own_entry=True)]
+    with pytest.raises(SystemExit) as exit_status:
+        speed.main(["--family", "qrdqn", "--env", "Breakout"])  # none of its learners has MinAtar settings
+    assert exit_status.value.code == 2
+    assert "--family qrdqn: benchmarks.minatar has a MinAtar protocol only for" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_status:
         speed.main(["--family", "rainbow", "--env", "Breakout", "--steps", "1000"])  # no gradient step
     assert exit_status.value.code == 2 and "the MinAtar protocol learns from step 1000" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The MinAtar suite: its envs, the protocol's two learners on them, and its command line (on the grid's machinery)."""
+"""The MinAtar suite: its envs, the protocol's learners on them, and its command line (on the grid's machinery)."""
 
 import json
 from contextlib import nullcontext
@@ -12,7 +12,7 @@ from gymnasium import spaces
 import benchmarks.grid as grid
 import benchmarks.minatar as minatar
 from benchmarks.minatar import BUDGET, EPSILON_DECAY_STEPS, GAMES, LEARNERS, MinAtarRun, make_minatar_env
-from sb3_dueling import PrioritizedReplayBuffer
+from sb3_dueling import DuelingDQN, PrioritizedReplayBuffer
 from sb3_dueling.torch_layers import MinAtarConvExtractor
 
 #: The channels of each game (one per kind of object)
@@ -76,6 +76,17 @@ def test_protocol():
     # epsilon reaches 0.01 after 250k of the 1M steps (SB3's schedule takes the progress remaining, 1 -> 0)
     assert model.exploration_schedule(1 - EPSILON_DECAY_STEPS / BUDGET) == pytest.approx(0.01)
     assert model.exploration_schedule(1 - EPSILON_DECAY_STEPS / BUDGET / 2) == pytest.approx(0.505)
+
+
+def test_dueling_dqn_is_dqn_with_the_dueling_network_and_the_double_target():
+    dqn, dueling = (MinAtarRun(algo, "Breakout", 0).hyperparameters() for algo in ("DQN", "DuelingDQN"))
+    assert dueling == dqn  # the same settings: only the learner differs
+    model = MinAtarRun("DuelingDQN", "Breakout", 0).make_model()
+    assert type(model) is DuelingDQN and model.double_q
+    # the two streams come straight after the convolution, as DQN's output layer does
+    assert (model.q_net.value_net[0].in_features, model.q_net.value_net[0].out_features) == (1600, 1)
+    assert (model.q_net.advantage_net[0].in_features, model.q_net.advantage_net[0].out_features) == (1600, 6)
+    assert len(model.q_net.shared_net) == 0
 
 
 @pytest.fixture
