@@ -34,8 +34,6 @@ from functools import partial
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
@@ -43,6 +41,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from benchmarks import grid
 from benchmarks.grid import RESULTS, Run
 from sb3_dueling import DuelingDQN, Rainbow
+from sb3_dueling.minatar_envs import ChannelFirst
 from sb3_dueling.torch_layers import MinAtarConvExtractor
 
 #: The games, by the name the results use, and MinAtar's own name
@@ -53,26 +52,6 @@ BUDGET = 1_000_000
 STICKY_ACTION_PROB = 0.1
 #: Revisiting Rainbow's epsilon schedule for DQN: 1 -> 0.01 over the first 250k steps
 EPSILON_DECAY_STEPS = 250_000
-
-
-class ChannelFirst(gym.ObservationWrapper):
-    """
-    MinAtar's frames (height x width x channels of booleans) as channel-first ``uint8`` 0/1 arrays.
-
-    ``uint8`` keeps the replay buffer at a byte a cell (a quarter of float32's). Its bounds 0 and 1 are not those
-    of an SB3 image (0-255), so SB3 neither transposes nor divides it by 255: the network sees 0.0 and 1.0, as in
-    MinAtar and Dopamine. The policies say so anyway (``normalize_images=False``).
-
-    :param env: A MinAtar env (``minatar.gym.BaseEnv``)
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        height, width, channels = env.observation_space.shape  # type: ignore[misc]
-        self.observation_space = spaces.Box(0, 1, (channels, height, width), np.uint8)
-
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.moveaxis(observation, -1, 0).astype(np.uint8)
 
 
 def make_minatar_env(game: str, sticky_action_prob: float = STICKY_ACTION_PROB) -> gym.Env:

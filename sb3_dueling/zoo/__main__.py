@@ -18,10 +18,11 @@ on more, and on a busy machine more threads spin against the other processes; se
 ``rainbow.yml``), and with ``-optimize`` an SQLite study under the log folder (``--storage``) named ``<algo>_<env>``
 (``--study-name``) unless given, so that running the same command again resumes the study. A database
 URL may come from an environment variable (``--storage env:NAME``: a command line shows in ``ps``); its
-password is masked in every message and file of the run (``postgres://`` is read as ``postgresql://``). Bad input
-(an unknown env id, an env without discrete actions, an unknown hyperparameter or policy, a bad
-``n_quantiles``, atom support or ``sigma0``, an unsupported or unreachable storage, a missing model) stops it with a
-clear message and exit code 2, before anything is written.
+password is masked in every message and file of the run (``postgres://`` is read as ``postgresql://``). For a MinAtar
+id (``MinAtar/Breakout-v0``) both register MinAtar's ids with Gymnasium first (the ``minatar`` extra). Bad input
+(an unknown env id, a MinAtar id without the ``minatar`` package, an env without discrete actions, an unknown
+hyperparameter or policy, a bad ``n_quantiles``, atom support or ``sigma0``, an unsupported or unreachable storage,
+a missing model) stops it with a clear message and exit code 2, before anything is written.
 Database studies get a heartbeat (``--optuna-heartbeat SECONDS``, default 60): a killed worker's
 trial is marked FAIL once three beats are missed, instead of staying RUNNING.
 ``--checkpoint-freq N`` writes crash-safe checkpoints and ``--resume FOLDER`` continues from the
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from sb3_dueling.minatar_envs import is_minatar_id, register_minatar_envs
 from sb3_dueling.model_files import CheckpointError
 from sb3_dueling.user_input import (
     CONFIGS,
@@ -153,6 +155,19 @@ def figure_files(command: str, folder: Path | None, args: list[str]) -> FigureFi
     return FigureFiles(folder or Path("."), f"{command}_")
 
 
+def register_optional_envs(env_id: str) -> None:
+    """
+    Register the envs of an optional extra that ``env_id`` needs and that its package leaves unregistered until
+    asked: MinAtar's (``MinAtar/<Game>-v0``, ``-v1``), for a MinAtar id only (``minatar`` imports Matplotlib and
+    seaborn, seconds that the other envs need not wait).
+    """
+    if is_minatar_id(env_id) and not register_minatar_envs():
+        raise UsageError(
+            f"--env {env_id}: MinAtar's games need the minatar package, which is not installed: "
+            "pip install 'sb3_dueling[minatar]'"
+        )
+
+
 def prepare_train(args: list[str]) -> list[str]:
     """Check the ``train`` arguments and add this package's defaults; returns the arguments for the Zoo."""
     from rl_zoo3.utils import ALGOS
@@ -176,6 +191,7 @@ def prepare_train(args: list[str]) -> list[str]:
         args += ["-conf", str(own_config)]
     config = Path(known.conf_file) if known.conf_file else own_config
 
+    register_optional_envs(known.env)
     check_env_id(known.env, ["rl_zoo3.import_envs", *known.gym_packages])  # the envs the Zoo registers (Atari...)
     if known.trained_agent and not (known.trained_agent.endswith(".zip") and Path(known.trained_agent).is_file()):
         raise UsageError(f"-i {known.trained_agent}: no such model file (a .zip that train saved)")
@@ -238,6 +254,7 @@ def prepare_enjoy(args: list[str]) -> list[str]:
     known, _ = parser.parse_known_args(args)
     if "-h" in args or "--help" in args:
         return args
+    register_optional_envs(known.env)
     check_env_id(known.env, ["rl_zoo3.import_envs", *known.gym_packages])
     if "rl-trained-agents" not in known.folder:  # the Zoo downloads those from the Hugging Face Hub
         from huggingface_sb3 import EnvironmentName

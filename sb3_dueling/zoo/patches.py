@@ -20,9 +20,11 @@ from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBu
 from sb3_dueling.dueling_dqn import DuelingDQN
 from sb3_dueling.dueling_qrdqn import DuelingQRDQN
 from sb3_dueling.rainbow import Rainbow
+from sb3_dueling.user_input import UsageError, evaluate_as_zoo, read_hyperparams_entry
 from sb3_dueling.zoo.checkpointing import check_resumable, checkpoint_callback, resume_model
 from sb3_dueling.zoo.figures import FigureFiles, has_display
 from sb3_dueling.zoo.sampler import (
+    ENTRY_POLICY_KWARGS,
     Sampler,
     convert_dueling_params,
     convert_rainbow_params,
@@ -84,6 +86,9 @@ def zoo_patches(
         # HerReplayBuffer): our buffers must be names there
         for buffer_class in (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer):
             stack.enter_context(mock.patch.object(exp_manager, buffer_class.__name__, buffer_class, create=True))
+        # -optimize and --trial-id: the sampled policy_kwargs replace the entry's, whose extractor the env may need
+        for name, entry in (("objective", trial_entry), ("load_trial", study_entry)):
+            stack.enter_context(mock.patch.object(ExperimentManager, name, with_entry_policy_kwargs(name, entry)))
         if checkpoint_freq is not None:
             stack.enter_context(mock.patch.object(ExperimentManager, "create_callbacks", with_checkpoints(checkpoint_freq)))
         if resume is not None:
@@ -112,6 +117,44 @@ def in_storage(
         return open_study(*args, storage=with_heartbeat(storage, heartbeat, known), **kwargs)
 
     return open_study_in_storage
+
+
+def with_entry_policy_kwargs(name: str, entry: Callable[[ExperimentManager], Any]) -> Callable[..., Any]:
+    """
+    The Zoo's ``ExperimentManager`` method ``name``, with the ``policy_kwargs`` of the run's hyperparameter entry
+    (given by ``entry``) known to this package's converters (:data:`~sb3_dueling.zoo.sampler.ENTRY_POLICY_KWARGS`),
+    which keep those that no sampler draws.
+    """
+    method = getattr(ExperimentManager, name)
+
+    def with_entry(self: ExperimentManager, *args: Any, **kwargs: Any) -> Any:
+        try:
+            policy_kwargs = evaluate_as_zoo(entry(self))
+        except Exception:  # eval of a user's string, which the checks before the Zoo have read: any error
+            policy_kwargs = None
+        token = ENTRY_POLICY_KWARGS.set(policy_kwargs if isinstance(policy_kwargs, dict) else None)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            ENTRY_POLICY_KWARGS.reset(token)
+
+    return with_entry
+
+
+def trial_entry(manager: ExperimentManager) -> Any:
+    """The ``policy_kwargs`` of an Optuna trial's entry (``objective``), as the Zoo has read them."""
+    return manager._hyperparams.get("policy_kwargs")
+
+
+def study_entry(manager: ExperimentManager) -> Any:
+    """The ``policy_kwargs`` of the entry in the YAML file, for ``load_trial``, which the Zoo calls while reading it."""
+    config = Path(manager.config)
+    if config.suffix not in (".yml", ".yaml") or not config.is_file():
+        return None
+    try:
+        return read_hyperparams_entry(config, manager.env_name.gym_id)[1].get("policy_kwargs")
+    except UsageError:
+        return None
 
 
 def with_checkpoints(save_freq: int) -> Callable[[ExperimentManager], None]:

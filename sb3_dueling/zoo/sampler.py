@@ -4,6 +4,7 @@ the dueling agent adds (the same for all three), plus Rainbow's atoms, noise and
 """
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import optuna
@@ -18,11 +19,26 @@ V_MAX = (10.0, 30.0, 100.0, 300.0)
 RAINBOW_PARAMS = ("n_atoms", "v_max", "per_alpha", "noisy", "sigma0")
 #: A Zoo sampler: (trial, n_actions, n_envs, additional_args) -> hyperparameters
 Sampler = Callable[[optuna.Trial, int, int, dict[str, Any]], dict[str, Any]]
+#: Policy arguments that no sampler draws and that fit the network to the env (MinAtar's convolution and its 0/1
+#: frames) or keep the entry's optimizer: the Zoo replaces an entry's ``policy_kwargs`` with the sampled ones, and
+#: the converters put these back from :data:`ENTRY_POLICY_KWARGS`
+KEPT_POLICY_KWARGS = (
+    "features_extractor_class",
+    "features_extractor_kwargs",
+    "normalize_images",
+    "optimizer_class",
+    "optimizer_kwargs",
+)
+#: The ``policy_kwargs`` of the hyperparameter entry of the trial being sampled or converted (set by the Zoo patches
+#: of ``sb3_dueling.zoo.patches``; none outside them)
+ENTRY_POLICY_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar("entry_policy_kwargs", default=None)
 
 
 def convert_dueling_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """
-    Turn the values Optuna sampled (``trial.params``) into DuelingDQN or DuelingQRDQN hyperparameters.
+    Turn the values Optuna sampled (``trial.params``) into DuelingDQN or DuelingQRDQN hyperparameters; the
+    ``policy_kwargs`` keep those of the entry's (:data:`ENTRY_POLICY_KWARGS`) that no sampler draws
+    (:data:`KEPT_POLICY_KWARGS`).
 
     :param sampled_params: DQN's or QR-DQN's sampled values (see ``rl_zoo3.hyperparams_opt.sample_dqn_params``;
         the Zoo's converter puts ``n_quantiles`` in ``policy_kwargs``) and ``double_q``, ``aggregation``,
@@ -37,6 +53,9 @@ def convert_dueling_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         aggregation=sampled_params["aggregation"],
     )
     hyperparams.update(double_q=sampled_params["double_q"], n_steps=sampled_params["n_steps"])
+    entry = ENTRY_POLICY_KWARGS.get() or {}
+    kept = {key: entry[key] for key in KEPT_POLICY_KWARGS if key in entry}
+    hyperparams["policy_kwargs"] = {**kept, **hyperparams["policy_kwargs"]}
     return hyperparams
 
 
