@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -50,7 +51,7 @@ from benchmarks.speed import (
     steps_per_second,
     with_fused_adam,
 )
-from benchmarks.step_profile import PHASES, kernels, profile_learner
+from benchmarks.step_profile import PHASES, compute_limit, kernels, profile_learner
 from benchmarks.variants import VARIANTS, Variant, load_hyperparameters, read_schedules, zoo_folder
 from sb3_dueling import DuelingDQN, Rainbow
 from sb3_dueling.noisy import NoisyLinear
@@ -201,12 +202,23 @@ def test_step_profile_splits_the_timed_steps_into_phases(learner):
     result = profile_learner(learner, "CartPole-v1", 256, seed=0, warmup=0, updates=3)
     assert th.Tensor.backward is backward and th.nn.utils.clip_grad_norm_ is clip  # the patches are undone
     assert list(result.seconds) == list(PHASES) and all(seconds >= 0 for seconds in result.seconds.values())
-    assert sum(result.seconds.values()) == pytest.approx(result.wall_seconds, rel=0.01)
+    # The same clock: the phases fill the timed call, but for the instants around it (a pre-emption there: abs)
+    assert sum(result.seconds.values()) == pytest.approx(result.wall_seconds, rel=0.01, abs=0.05)
     assert result.env_steps >= 256 and result.gradient_steps == 128
     for phase in ("env step", "acting", "storing", "sampling", "forward", "backward", "clip", "optimizer", "update, rest"):
         assert result.seconds[phase] > 0, phase
     assert (result.seconds["priorities"] > 0) == (learner == "Rainbow")  # prioritized replay
-    assert 0 < result.compute_limit * 1e6 < result.update_wall
+    assert result.compute_limit > 0
+
+
+def test_the_compute_limit_is_part_of_the_updates_wall_time():
+    # Not two timings compared (the machine's load could flip them): the kernels of the profiled updates run
+    # one after the other inside them, so their time is part of the updates' own wall time
+    model = build("DQN", "CartPole-v1", 0, learning_starts=64)
+    model.learn(200)
+    start = time.perf_counter()
+    limit = compute_limit(model, updates=3)  # one update outside the profile, then three
+    assert 0 < 3 * limit < time.perf_counter() - start
 
 
 def test_the_compute_limit_counts_the_kernels_not_the_composites():
