@@ -6,8 +6,8 @@ Where the time of one env step goes while a learner trains, phase by phase: what
 
 A classic-control env (``CartPole-v1``, ``Acrobot-v1`` ...) runs SB3 ``DQN``, ``DuelingDQN``, sb3-contrib ``QRDQN``,
 ``DuelingQRDQN`` and ``Rainbow``, each with its own YAML entry, built as ``benchmarks.speed`` builds them. A MinAtar game
-(``Breakout``, ``Asterix``, ``SpaceInvaders``) runs ``DQN`` and ``Rainbow`` with the protocol of
-``benchmarks.minatar``. Each learner runs in a fresh process on one torch thread: after a warm-up (its
+(``Breakout``, ``Asterix``, ``SpaceInvaders``) runs the learners of ``benchmarks.minatar`` (``DQN``, ``DuelingDQN``,
+``Rainbow``) with its protocol. Each learner runs in a fresh process on one torch thread: after a warm-up (its
 ``learning_starts`` plus ``--warmup`` env steps), ``--steps`` env steps of ``model.learn`` are timed, phase by phase,
 with wall-clock timers on a stack, so that each phase's time excludes the phases nested in it:
 

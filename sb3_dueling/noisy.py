@@ -99,7 +99,10 @@ class NoisyLinear(nn.Module):
         # the loss, then without gradients for the Double target's next actions. The second pass reuses the
         # first's weights (the same numbers: nothing they are built from has changed, not even in place); a pass
         # with gradients always builds its own, for its own graph.
-        sources = tuple((tensor, tensor._version) for tensor in self._weight_sources())
+        sources = tuple(
+            (tensor, tensor._version)
+            for tensor in (self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma, self.epsilon_in, self.epsilon_out)
+        )
         if self._built is not None and not th.is_grad_enabled():
             built_from, weight, bias = self._built
             if all(a is b and u == v for (a, u), (b, v) in zip(built_from, sources, strict=True)):
@@ -108,9 +111,6 @@ class NoisyLinear(nn.Module):
         bias = self.bias_mu + self.bias_sigma * self.epsilon_out
         self._built = sources, weight, bias
         return weight, bias
-
-    def _weight_sources(self) -> tuple[th.Tensor, ...]:
-        return self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma, self.epsilon_in, self.epsilon_out
 
     def __getstate__(self) -> dict[str, Any]:
         # The last weights built are a cache (with a graph, which pickle refuses): not part of the layer
