@@ -1,11 +1,15 @@
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule, TrainFreq
+from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_dueling.arguments import checked_arguments
 from sb3_dueling.buffers import PrioritizedDictReplayBuffer, PrioritizedReplayBuffer
@@ -30,6 +34,19 @@ POLICY_SWITCHES = ("distribution", "dueling", "noisy")
 PRIORITIZED_DEFAULTS = {"alpha": 0.5, "beta": 0.4}
 #: Rainbow's Adam (Hessel et al. 2018, Table 1)
 ADAM_EPSILON = 1.5e-4
+
+
+def check_noise_sample_freq(noise_sample_freq: Any, noisy: bool) -> int:
+    """Return ``noise_sample_freq`` if it is a positive int or -1 (and 1 without noisy layers), else raise."""
+    if isinstance(noise_sample_freq, bool) or not isinstance(noise_sample_freq, int):
+        raise TypeError(f"noise_sample_freq must be an int (acting steps, or -1), got {noise_sample_freq!r}")
+    if noise_sample_freq == 0 or noise_sample_freq < -1:
+        raise ValueError(
+            f"noise_sample_freq must be a positive number of acting steps or -1 (once per rollout), got {noise_sample_freq!r}"
+        )
+    if noise_sample_freq != 1 and not noisy:
+        raise ValueError(f"noise_sample_freq={noise_sample_freq} needs noisy=True: there is no noise to draw")
+    return noise_sample_freq
 
 
 class Rainbow(DuelingTrainingMixin, DQN):
@@ -78,6 +95,10 @@ class Rainbow(DuelingTrainingMixin, DQN):
         the number of atoms, their range and the number of quantiles are ``policy_kwargs``
         (``n_atoms``, ``v_min``, ``v_max``, ``n_quantiles``)
     :param noisy: Noisy linear layers for exploration (their noise scale is ``policy_kwargs``' ``sigma0``)
+    :param noise_sample_freq: Draw new noise for acting every ``noise_sample_freq`` acting steps and at the start
+        of each rollout; default 1, a new draw at every step (Rainbow's); -1: only at the start of each rollout, so
+        that the agent acts with one draw from one training to the next (as SB3's ``sde_sample_freq`` for gSDE).
+        Noise held over many steps explores consistently, which a task like MountainCar needs
     :param check_finite: Stop at the first non-finite loss, gradient, weights, observation or reward
     :param stats_window_size: Window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -127,6 +148,7 @@ class Rainbow(DuelingTrainingMixin, DQN):
         prioritized: bool = True,
         distribution: Distribution = "categorical",
         noisy: bool = True,
+        noise_sample_freq: int = 1,
         check_finite: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -139,6 +161,8 @@ class Rainbow(DuelingTrainingMixin, DQN):
         self._set_dueling_options(double_q, check_finite)
         self.dueling, self.noisy = check_flag("dueling", dueling), check_flag("noisy", noisy)
         self.prioritized = check_flag("prioritized", prioritized)
+        self.noise_sample_freq = check_noise_sample_freq(noise_sample_freq, noisy)
+        self._acting_steps = 0  # in the rollout being collected
         check_distribution(distribution)
         self.distribution = distribution
         policy_kwargs = dict(policy_kwargs or {})
@@ -208,6 +232,40 @@ class Rainbow(DuelingTrainingMixin, DQN):
         # Independent noise for the online and the target network at every gradient step (Fortunato et al. 2018)
         reset_noise(self.q_net)
         reset_noise(self.q_net_target)
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: ActionNoise | None = None,
+        learning_starts: int = 0,
+        log_interval: int | None = None,
+    ) -> RolloutReturn:
+        if self.noise_sample_freq == 1:  # the network draws new noise itself at every acting step
+            return super().collect_rollouts(
+                env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval
+            )
+        # The noise is drawn on this learner's schedule (_sample_action), and the network holds it in between
+        self._acting_steps = 0
+        self.q_net.draws_noise_to_act = False
+        try:
+            return super().collect_rollouts(
+                env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval
+            )
+        finally:
+            self.q_net.draws_noise_to_act = True
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not self.q_net.draws_noise_to_act:
+            period = self.noise_sample_freq
+            if self._acting_steps == 0 or (period > 0 and self._acting_steps % period == 0):
+                reset_noise(self.q_net)
+            self._acting_steps += 1
+        return super()._sample_action(learning_starts, action_noise, n_envs)
 
     def learn(
         self: SelfRainbow,

@@ -68,8 +68,9 @@ class RainbowNetwork(DuelingQNetwork):
     Rainbow's Q-network: features extractor -> shared hidden layers -> a value and an advantage stream (or one
     stream) -> the outputs of ``head`` per action, each linear layer after the features extractor noisy or not.
 
-    With noisy layers, acting for exploration (``deterministic=False``) draws new noise for every acting step;
-    deterministic acting uses the mean weights (Fortunato et al. 2018).
+    With noisy layers, acting for exploration (``deterministic=False``) draws new noise for every acting step
+    (unless ``draws_noise_to_act`` is unset: then the noise last drawn is held); deterministic acting uses the mean
+    weights (Fortunato et al. 2018).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -109,12 +110,15 @@ class RainbowNetwork(DuelingQNetwork):
         self._build_streams(
             features_dim, net_arch, activation_fn, aggregation, shared_gradient_scale, head, dueling, noisy, sigma0
         )
+        #: Draw new noise at every acting step (unset by a learner that draws it on a schedule of its own)
+        self.draws_noise_to_act = True
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         if deterministic:
             with mean_network(self):
                 return self.greedy_actions(observation)
-        reset_noise(self)  # a new draw for every acting step (none without noisy layers)
+        if self.draws_noise_to_act:
+            reset_noise(self)  # a new draw for every acting step (none without noisy layers)
         return self.greedy_actions(observation)
 
 

@@ -143,6 +143,24 @@ def test_every_gradient_step_draws_new_noise_for_each_network():
     assert not th.equal(online_1, target_1)  # independent draws
 
 
+@pytest.mark.parametrize("noise_sample_freq, new_draws", [(1, set(range(1, 12))), (3, {3, 6, 9}), (-1, {6})])
+def test_noise_sample_freq_draws_the_acting_noise_on_its_schedule(noise_sample_freq, new_draws):
+    # Two rollouts of 6 acting steps, no gradient step between them: which steps act with new noise
+    model = rainbow(learning_starts=0, train_freq=6, gradient_steps=0, noise_sample_freq=noise_sample_freq)
+    layer, seen = noisy_layers(model.q_net)[0], []
+    original = model.q_net.greedy_actions
+
+    def spy(observation):
+        seen.append(layer.epsilon_in.clone())
+        return original(observation)
+
+    model.q_net.greedy_actions = spy
+    model.learn(12)
+    assert len(seen) == 12
+    assert {step for step in range(1, 12) if not th.equal(seen[step], seen[step - 1])} == new_draws
+    assert model.q_net.draws_noise_to_act  # predict(deterministic=False) draws new noise again after learn
+
+
 @pytest.mark.parametrize(
     "kwargs, error, name",
     [
@@ -156,6 +174,9 @@ def test_every_gradient_step_draws_new_noise_for_each_network():
         (dict(double_q=0), TypeError, "double_q"),
         (dict(policy_kwargs=dict(noisy=False)), TypeError, "noisy"),
         (dict(prioritized=False, replay_buffer_class=PrioritizedReplayBuffer), ValueError, "prioritized"),
+        (dict(noise_sample_freq=0), ValueError, "noise_sample_freq"),
+        (dict(noise_sample_freq=2.0), TypeError, "noise_sample_freq"),
+        (dict(noise_sample_freq=-1, noisy=False), ValueError, "noise_sample_freq"),
     ],
 )
 def test_bad_input_is_refused_at_construction_naming_the_parameter(kwargs, error, name):
@@ -233,7 +254,8 @@ def test_trains_with_sb3_features(distribution, dueling, noisy):
     assert type(model.replay_buffer).__name__ == "PrioritizedDictReplayBuffer" and model.replay_buffer.n_steps == 3
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("noise_sample_freq", [1, -1])
+def test_resume_is_exact(tmp_path, noise_sample_freq):
     # The noise, the priorities and the categorical network come back as they were: the resumed run is the same
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -241,7 +263,15 @@ def test_resume_is_exact(tmp_path):
 
     def run(folder):
         env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
-        model = Rainbow("MlpPolicy", env, learning_starts=100, buffer_size=1_000, target_update_interval=200, seed=0)
+        model = Rainbow(
+            "MlpPolicy",
+            env,
+            learning_starts=100,
+            buffer_size=1_000,
+            target_update_interval=200,
+            seed=0,
+            noise_sample_freq=noise_sample_freq,
+        )
         model.learn(800, callback=ResumableCheckpointCallback(400, folder, keep=5))
         return model
 
