@@ -136,6 +136,7 @@ def test_sampled_params_build_a_model(algo, seed):
         assert model.replay_buffer.alpha == trial.params["per_alpha"]
         assert model.noisy is model.policy.noisy is trial.params["noisy"]
         assert model.policy.sigma0 == trial.params.get("sigma0", SIGMA0)  # the noise scale is sampled with noise only
+        assert model.noise_sample_freq == trial.params.get("noise_sample_freq", 1)
         # the noise explores alone; without it, epsilon follows the Zoo's DQN schedule from 1
         final_eps = 0.0 if model.noisy else trial.params["exploration_final_eps"]
         assert (model.exploration_schedule(1.0), model.exploration_schedule(0.0)) == (0.0 if model.noisy else 1.0, final_eps)

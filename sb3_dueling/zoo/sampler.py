@@ -16,7 +16,7 @@ DUELING_PARAMS = ("double_q", "aggregation", "stream_units", "n_steps")
 # Rainbow's categorical support: [-v_max, v_max] (an env's discounted returns are unknown to the sampler) in n_atoms
 N_ATOMS = (21, 51, 101)
 V_MAX = (10.0, 30.0, 100.0, 300.0)
-RAINBOW_PARAMS = ("n_atoms", "v_max", "per_alpha", "noisy", "sigma0")
+RAINBOW_PARAMS = ("n_atoms", "v_max", "per_alpha", "noisy", "sigma0", "noise_sample_freq")
 #: A Zoo sampler: (trial, n_actions, n_envs, additional_args) -> hyperparameters
 Sampler = Callable[[optuna.Trial, int, int, dict[str, Any]], dict[str, Any]]
 #: Policy arguments that no sampler draws and that fit the network to the env (MinAtar's convolution and its 0/1
@@ -96,7 +96,7 @@ def convert_rainbow_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     Turn the values Optuna sampled (``trial.params``) into Rainbow hyperparameters.
 
     :param sampled_params: What :func:`convert_dueling_params` takes, and ``n_atoms``, ``v_max`` (the atoms span
-        ``[-v_max, v_max]``), ``per_alpha``, ``noisy`` and, with ``noisy``, ``sigma0``
+        ``[-v_max, v_max]``), ``per_alpha``, ``noisy`` and, with ``noisy``, ``sigma0`` and ``noise_sample_freq``
     :return: Keyword arguments of Rainbow
     """
     hyperparams = convert_dueling_params({key: value for key, value in sampled_params.items() if key not in RAINBOW_PARAMS})
@@ -105,6 +105,7 @@ def convert_rainbow_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     hyperparams.update(noisy=noisy, replay_buffer_kwargs=dict(alpha=sampled_params["per_alpha"]))
     if noisy:
         hyperparams["policy_kwargs"]["sigma0"] = sampled_params["sigma0"]
+        hyperparams["noise_sample_freq"] = sampled_params["noise_sample_freq"]
         # The noise explores, without epsilon-greedy (Rainbow's default): the Zoo's DQN space draws a schedule
         # that only the trials without noise use
         del hyperparams["exploration_fraction"], hyperparams["exploration_final_eps"]
@@ -127,4 +128,5 @@ def sample_rainbow_params(trial: optuna.Trial, n_actions: int, n_envs: int, addi
     trial.suggest_float("per_alpha", 0.2, 0.8)  # Rainbow's 0.5; 0 would be uniform replay
     if trial.suggest_categorical("noisy", [True, False]):  # noisy layers, or epsilon-greedy with the DQN schedule
         trial.suggest_float("sigma0", 0.1, 1.0, log=True)
+        trial.suggest_categorical("noise_sample_freq", [1, -1])  # a new draw at every step, or once per rollout
     return convert_rainbow_params(trial.params)
